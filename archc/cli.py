@@ -1,0 +1,192 @@
+"""The command line: a thin, typed shell over the API (click).
+
+Exit status: 0 success, 1 the spec (or model, data) is invalid or a step failed,
+2 usage errors (bad flag, missing file). Heavy commands import torch/onnx lazily."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from archc.errors import SpecErrors
+
+FORMATS = ["table", "json", "markdown"]
+
+
+class CliError(click.ClickException):
+    """A failure that is not the user's typing: printed as one line, exit 1."""
+
+    exit_code = 1
+
+    def show(self, file=None):
+        click.echo(f"archc: error: {self.message}", err=True)
+
+
+def parse_sets(items) -> dict:
+    from archc.spec.document import parse_override
+
+    out = {}
+    for item in items:
+        try:
+            key, value = parse_override(item)
+        except SpecErrors as exc:
+            raise click.BadParameter(exc.errors[0].message, param_hint="--set") from None
+        out[key] = value
+    return out
+
+
+def report_errors(exc: SpecErrors) -> None:
+    for e in exc.errors:
+        click.echo(e.render(), err=True)
+    n = len(exc.errors)
+    click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
+    sys.exit(1)
+
+
+def resolve_spec(spec: str) -> str:
+    from archc.api import split_target
+    from archc.zoo import resolve
+
+    spec = resolve(spec)
+    path, _ = split_target(spec)
+    if not Path(path).exists():
+        raise click.BadParameter(f"no such file: {path}", param_hint="SPEC")
+    if Path(path).is_dir():
+        raise click.BadParameter(f"{path} is a folder, not a spec file", param_hint="SPEC")
+    return spec
+
+
+def load_graphs(spec: str, sets, preset, all_networks=True):
+    from archc.api import load, load_all
+
+    spec = resolve_spec(spec)
+    try:
+        return load_all(spec, parse_sets(sets), preset) if all_networks else [load(spec, None, parse_sets(sets), preset)]
+    except SpecErrors as exc:
+        report_errors(exc)
+
+
+spec_argument = click.argument("spec", metavar="SPEC[:NETWORK]")
+set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          help="Override a variable (or input, train.KEY); VALUE is YAML.")
+preset_option = click.option("--preset", default=None, help="Choose a named preset of variables.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="archc")
+def main():
+    """archc — compile declarative network specs to shapes, counts, PyTorch and ONNX."""
+
+
+@main.command()
+@spec_argument
+@set_option
+@preset_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--target", type=click.Choice(["torch", "onnx"]), default=None,
+              help="Also check that every op can be compiled for this backend.")
+def validate(spec, sets, preset, fmt, target):
+    """Validate SPEC and print its shape-and-parameter report.
+
+    A file with several networks reports each; SPEC:NAME picks one."""
+    graphs = load_graphs(spec, sets, preset)
+    if target == "onnx":
+        check_onnx_target(graphs)
+    if not graphs:
+        click.echo("valid: a library of blocks, no network")
+        return
+    if fmt == "json":
+        from archc.report.json_report import render
+
+        click.echo(render(graphs))
+    elif fmt == "markdown":
+        from archc.report.markdown import render
+
+        click.echo("\n".join(render(g) for g in graphs))
+    else:
+        from rich.console import Console
+
+        from archc.report.table import render
+
+        console = Console(width=100 if not sys.stdout.isatty() else None)
+        for g in graphs:
+            render(g, console)
+
+
+def check_onnx_target(graphs) -> None:
+    from archc.errors import SpecError
+    from archc.ops.registry import get_op
+
+    errors = []
+    for g in graphs:
+        for n in g.nodes:
+            if get_op(n.op).onnx_opset is None:
+                errors.append(SpecError(f"`{n.op}` cannot be exported to ONNX", n.pos, n.path,
+                                        "replace it, or compile to torch only"))
+    if errors:
+        report_errors(SpecErrors(errors))
+
+
+@main.command()
+@spec_argument
+@set_option
+@preset_option
+def expand(spec, sets, preset):
+    """Print SPEC fully resolved: blocks, repeats, variables, conditions and imports expanded."""
+    from archc.report.expanded import render
+
+    for g in load_graphs(spec, sets, preset):
+        click.echo(render(g), nl=False)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def zoo(fmt):
+    """List the bundled reference specs: name, input, params, MACs."""
+    import json
+
+    from archc.api import load_all
+    from archc.report import numbers as N
+    from archc.zoo import zoo_specs
+
+    entries = []
+    for path in zoo_specs():
+        try:
+            graphs = load_all(str(path))
+        except SpecErrors as exc:
+            entries.append((path.stem, None, f"invalid: {exc.errors[0].message}"))
+            continue
+        for g in graphs:
+            label = path.stem if len(graphs) == 1 else f"{path.stem}:{g.name}"
+            entries.append((label, g, ""))
+    if fmt == "json":
+        click.echo(json.dumps([{"spec": label, "input_shape": list(g.input_shape),
+                                "total_params": g.summary.total_params, "macs": g.summary.macs}
+                               for label, g, _ in entries if g], indent=2))
+        return
+    click.echo(f"{'SPEC':<26} {'INPUT':<15} {'PARAMS':>13} {'MACs':>11}")
+    for label, g, problem in entries:
+        if g is None:
+            click.echo(f"{label:<26} {problem}")
+        else:
+            s = g.summary
+            click.echo(f"{label:<26} {N.shape(s.input_shape):<15} {N.count(s.total_params):>13} "
+                       f"{N.si(s.macs):>11}")
+
+
+@main.command()
+def ops():
+    """List the op kinds with their attributes."""
+    from archc.ops.registry import REQUIRED, all_ops
+
+    for name, op in sorted(all_ops().items()):
+        attrs = ", ".join(k if a.default is REQUIRED else f"{k}={a.default!r}" for k, a in op.attrs.items())
+        click.echo(f"{name:<22} {op.doc}")
+        if attrs:
+            click.echo(f"{'':<22} {attrs}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Errors are data.
+
+Every problem archc finds in a spec is a :class:`SpecError`: where it is (file, line,
+column), which node it concerns (a spec path such as ``layers[3].conv2d.kernel``), what
+is wrong and what would fix it. Stages *collect* errors and raise them together as one
+:class:`SpecErrors`, so a user sees every problem of a file at once.
+
+The rendered form is the contract tested in tests/test_errors.py::
+
+    FILE:LINE:COL: error: NODE-PATH: what is wrong — what would fix it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A position in a source file; line and column count from 1."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class SpecError:
+    """One problem in a spec."""
+
+    message: str
+    pos: Pos | None = None
+    path: str = ""
+    fix: str = ""
+    # Extra locations that explain the error (a block template, the other side of a
+    # concat); rendered as "note:" lines after the error.
+    notes: list[tuple[Pos | None, str]] = field(default_factory=list)
+
+    def render(self) -> str:
+        head = f"{self.pos}: error: " if self.pos else "error: "
+        text = head + (f"{self.path}: " if self.path else "") + self.message
+        if self.fix:
+            text += f" — {self.fix}"
+        for pos, note in self.notes:
+            text += "\n" + (f"{pos}: " if pos else "") + f"note: {note}"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class SpecErrors(Exception):
+    """One or more :class:`SpecError`, raised together at the end of a stage."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(e.render() for e in self.errors))
+
+    @classmethod
+    def one(cls, message: str, pos: Pos | None = None, path: str = "", fix: str = "") -> "SpecErrors":
+        return cls([SpecError(message, pos, path, fix)])
+
+
+class ShapeError(Exception):
+    """Raised by an op's shape rule; the analysis turns it into a located SpecError."""
+
+    def __init__(self, message: str, fix: str = ""):
+        self.message = message
+        self.fix = fix
+        super().__init__(message)
+
+
+class AttrError(Exception):
+    """Raised by an attribute type when a value does not fit it."""
+
+    def __init__(self, message: str, fix: str = ""):
+        self.message = message
+        self.fix = fix
+        super().__init__(message)
+
+
+class ExprError(Exception):
+    """Raised by the expression evaluator; carries no position (the caller has it)."""
+
+    def __init__(self, message: str, fix: str = ""):
+        self.message = message
+        self.fix = fix
+        super().__init__(message)

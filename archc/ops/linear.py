@@ -1,0 +1,27 @@
+"""Fully connected layer: y = x Wᵀ + b over the last dimension (torch.nn.Linear)."""
+
+from __future__ import annotations
+
+from archc.ops.registry import Attr, Bool, Int, Op, numel, register
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    doc = "Fully connected layer over the last dimension (Keras' Dense)."
+    attrs = {"out": Attr(Int(1), doc="output features"), "bias": Attr(Bool(), True)}
+
+    def infer(self, a, ins):
+        return (*ins[0][:-1], a["out"])
+
+    def params(self, a, ins, out):
+        return ins[0][-1] * a["out"] + (a["out"] if a["bias"] else 0), 0
+
+    def macs(self, a, ins, out):
+        return numel(ins[0]) * a["out"]  # one MAC per weight per position, bias excluded
+
+    def rf(self, a, ins, out):
+        return "global" if len(ins[0]) == 1 else None
+
+    def torch_init(self, a, ins, out):
+        return f"nn.Linear({ins[0][-1]}, {a['out']}, bias={a['bias']})"

@@ -1,0 +1,79 @@
+"""Ops that join several inputs: add, multiply (with broadcasting) and concat.
+
+Where inputs reach a merge through paths of different receptive-field alignment the
+analysis says so (archc/analysis/receptive_field.py)."""
+
+from __future__ import annotations
+
+from archc.errors import ShapeError
+from archc.ops.registry import Attr, Int, Op, register
+
+_DIM_NAMES = {3: ("channels", "heights", "widths"), 2: ("channels", "lengths"), 1: ("features",)}
+
+
+def broadcast(ins, what: str):
+    """torch's broadcasting over shapes without the batch dimension."""
+    rank = max(len(s) for s in ins)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
+    out = []
+    for i, sizes in enumerate(zip(*padded)):
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            shapes = " and ".join(str(list(s)) for s in ins)
+            raise ShapeError(f"cannot {what} shapes {shapes}: dimension {i} differs",
+                             "make the shapes equal (a 1×1 conv or a pool on the shortcut)")
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+class _Elementwise(Op):
+    arity = (2, None)
+    symbol = ""
+    verb = ""
+
+    def infer(self, a, ins):
+        return broadcast(ins, self.verb)
+
+    def torch_forward(self, a, ins, out, args, mod):
+        return f" {self.symbol} ".join(args)
+
+
+@register
+class Add(_Elementwise):
+    name, doc, symbol, verb = "add", "Element-wise sum (residual connections).", "+", "add"
+
+
+@register
+class Multiply(_Elementwise):
+    name, doc, symbol, verb = "multiply", "Element-wise product (gating, squeeze-excitation).", "*", "multiply"
+
+
+@register
+class Concat(Op):
+    name = "concat"
+    doc = "Concatenation along `dim` (0 = channels), as Inception and U-Net join branches."
+    arity = (2, None)
+    attrs = {"dim": Attr(Int(None), 0, "dimension to join along, batch excluded")}
+
+    def infer(self, a, ins):
+        rank = len(ins[0])
+        if any(len(s) != rank for s in ins):
+            raise ShapeError("inputs of different rank: " + ", ".join(str(list(s)) for s in ins),
+                             "concatenate tensors of the same rank")
+        d = a["dim"] % rank if -rank <= a["dim"] < rank else None
+        if d is None:
+            raise ShapeError(f"dim {a['dim']} is out of range for rank {rank}", f"use 0..{rank - 1}")
+        names = _DIM_NAMES.get(rank, tuple(f"dimension {i}" for i in range(rank)))
+        for i in range(rank):
+            sizes = [s[i] for s in ins]
+            if i != d and len(set(sizes)) > 1:
+                fix = ("crop the skip connection or check padding" if rank == 3 and i > 0
+                       else "make the other dimensions equal")
+                raise ShapeError(f"{names[i]} {' and '.join(map(str, sizes))} differ", fix)
+        out = list(ins[0])
+        out[d] = sum(s[d] for s in ins)
+        return tuple(out)
+
+    def torch_forward(self, a, ins, out, args, mod):
+        dim = a["dim"] % len(out) + 1
+        return f"torch.cat([{', '.join(args)}], {dim})"

@@ -1,0 +1,89 @@
+"""Normalisation layers.
+
+Batch norm's affine weight and bias are trainable parameters; its running mean and
+variance plus the ``num_batches_tracked`` counter are buffers (2C + 1 values), counted apart
+as non-trainable exactly as torch's ``buffers()`` holds them."""
+
+from __future__ import annotations
+
+from archc.errors import ShapeError
+from archc.ops.registry import Attr, Bool, Float, Int, Op, need_rank, numel, register
+
+
+class _BatchNorm(Op):
+    ranks: tuple = ()
+    torch_class = ""
+    attrs = {
+        "eps": Attr(Float(0, exclusive_min=True), 1e-5),
+        "momentum": Attr(Float(0, 1), 0.1, "torch's convention: new = (1 - m) * old + m * batch"),
+        "affine": Attr(Bool(), True),
+    }
+
+    def infer(self, a, ins):
+        return need_rank(ins, self.ranks, f"{self.name} normalises channels")
+
+    def params(self, a, ins, out):
+        c = ins[0][0]
+        return (2 * c if a["affine"] else 0), 2 * c + 1
+
+    def torch_init(self, a, ins, out):
+        return (f"nn.{self.torch_class}({ins[0][0]}, eps={a['eps']!r}, momentum={a['momentum']!r}, "
+                f"affine={a['affine']})")
+
+
+@register
+class BatchNorm1d(_BatchNorm):
+    name = "batchnorm1d"
+    doc = "Batch normalisation of (features) or (channels, length)."
+    ranks = (1, 2)
+    torch_class = "BatchNorm1d"
+
+
+@register
+class BatchNorm2d(_BatchNorm):
+    name = "batchnorm2d"
+    doc = "Batch normalisation of the channels of (C, H, W)."
+    ranks = (3,)
+    torch_class = "BatchNorm2d"
+
+
+@register
+class LayerNorm(Op):
+    name = "layernorm"
+    doc = "Layer normalisation over the last `dims` dimensions."
+    attrs = {
+        "dims": Attr(Int(1), 1, "how many trailing dimensions to normalise over"),
+        "eps": Attr(Float(0, exclusive_min=True), 1e-5),
+        "affine": Attr(Bool(), True),
+    }
+
+    def infer(self, a, ins):
+        if a["dims"] > len(ins[0]):
+            raise ShapeError(f"dims={a['dims']} but the input {list(ins[0])} has only "
+                             f"{len(ins[0])} dimensions", "lower dims")
+        return ins[0]
+
+    def params(self, a, ins, out):
+        return (2 * numel(ins[0][-a["dims"]:]) if a["affine"] else 0), 0
+
+    def torch_init(self, a, ins, out):
+        return (f"nn.LayerNorm({list(ins[0][-a['dims']:])}, eps={a['eps']!r}, "
+                f"elementwise_affine={a['affine']})")
+
+
+@register
+class LocalResponseNorm(Op):
+    name = "local_response_norm"
+    doc = "Local response normalisation across channels (AlexNet, GoogLeNet)."
+    attrs = {
+        "size": Attr(Int(1), doc="number of neighbouring channels"),
+        "alpha": Attr(Float(0), 1e-4),
+        "beta": Attr(Float(0), 0.75),
+        "k": Attr(Float(0), 1.0),
+    }
+
+    def infer(self, a, ins):
+        return need_rank(ins, (2, 3), "local_response_norm works across channels")
+
+    def torch_init(self, a, ins, out):
+        return f"nn.LocalResponseNorm({a['size']}, alpha={a['alpha']!r}, beta={a['beta']!r}, k={a['k']!r})"

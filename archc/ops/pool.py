@@ -1,0 +1,118 @@
+"""Pooling: max/average windows and global (adaptive) average pooling.
+
+Pools have no parameters; their cost is not a multiply-accumulate and is not counted in
+the MAC total (torchvision's convention)."""
+
+from __future__ import annotations
+
+from archc.errors import ShapeError
+from archc.ops.conv import conv_pads, pad_forward, torch_pad_args
+from archc.ops.registry import (Attr, Bool, Op, Padding, Pair, Window, need_rank, register,
+                                window_out)
+
+
+class _Pool2d(Op):
+    kind = ""
+
+    def normalize(self, a):
+        return a | {"stride": a["stride"] or a["kernel"]}
+
+    def infer(self, a, ins):
+        c, h, w = need_rank(ins, 3, f"{self.name} works on images")
+        t, b, l, r = conv_pads(a, ins[0])
+        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a.get("dilation", (1, 1))
+        if max(t, b) > kh // 2 or max(l, r) > kw // 2:
+            raise ShapeError(f"padding {[t, b, l, r]} is more than half the kernel {kh}×{kw}",
+                             "torch allows at most kernel // 2 padding on each side of a pool")
+        oh = window_out(h, kh, sh, t + b, dh, a["ceil_mode"])
+        ow = window_out(w, kw, sw, l + r, dw, a["ceil_mode"])
+        if oh < 1 or ow < 1:
+            raise ShapeError(f"a {kh}×{kw} window does not fit an input of {h}×{w}: "
+                             f"output would be {oh}×{ow}",
+                             "use a larger input or fewer downsampling layers")
+        return (c, oh, ow)
+
+    def rf(self, a, ins, out):
+        t, _, l, _ = conv_pads(a, ins[0])
+        return [Window(k, s, p, d) for k, s, p, d in
+                zip(a["kernel"], a["stride"], (t, l), a.get("dilation", (1, 1)))]
+
+    def torch_forward(self, a, ins, out, args, mod):
+        return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0])})"
+
+
+def _pool_attrs():
+    return {
+        "kernel": Attr(Pair(1), doc="window size"),
+        "stride": Attr(Pair(1), None, "defaults to the kernel size"),
+        "padding": Attr(Padding(), 0),
+        "ceil_mode": Attr(Bool(), False, "round the output size up, as Caffe/GoogLeNet do"),
+    }
+
+
+@register
+class MaxPool2d(_Pool2d):
+    name = "maxpool2d"
+    doc = "Max pooling over H, W."
+    attrs = _pool_attrs() | {"dilation": Attr(Pair(1), 1)}
+
+    def torch_init(self, a, ins, out):
+        pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
+        return (f"nn.MaxPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
+                f"dilation={a['dilation']}, ceil_mode={a['ceil_mode']})")
+
+
+@register
+class AvgPool2d(_Pool2d):
+    name = "avgpool2d"
+    doc = "Average pooling over H, W (LeNet-5's subsampling)."
+    attrs = _pool_attrs() | {
+        "count_include_pad": Attr(Bool(), True, "count padded zeros in the average (torch's default)")}
+
+    def torch_init(self, a, ins, out):
+        pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
+        return (f"nn.AvgPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
+                f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "global_avgpool"
+    doc = ("Mean over H and W, keeping (C, 1, 1) like torch's AdaptiveAvgPool2d(1); "
+           "`keepdims: false` gives (C,) like Keras' GlobalAveragePooling2D.")
+    attrs = {"keepdims": Attr(Bool(), True)}
+
+    def infer(self, a, ins):
+        c, h, w = need_rank(ins, 3, "global_avgpool works on images")
+        return (c, 1, 1) if a["keepdims"] else (c,)
+
+    def rf(self, a, ins, out):
+        return "global"
+
+    def torch_forward(self, a, ins, out, args, mod):
+        # A mean, not AdaptiveAvgPool2d: same numbers, and it exports to ONNX correctly
+        # for any input size.
+        return f"{args[0]}.mean(dim=(2, 3), keepdim={a['keepdims']})"
+
+
+@register
+class AdaptiveAvgPool2d(Op):
+    name = "adaptive_avgpool2d"
+    doc = "Average pooling to a fixed output size (torch's AdaptiveAvgPool2d)."
+    attrs = {"size": Attr(Pair(1), doc="output [h, w]")}
+
+    def infer(self, a, ins):
+        c, h, w = need_rank(ins, 3, "adaptive_avgpool2d works on images")
+        return (c, *a["size"])
+
+    def rf(self, a, ins, out):
+        _, h, w = ins[0]
+        if (h, w) == tuple(a["size"]):
+            return None
+        if h % a["size"][0] == 0 and w % a["size"][1] == 0:  # equal, non-overlapping bins
+            kh, kw = h // a["size"][0], w // a["size"][1]
+            return [Window(kh, kh, 0), Window(kw, kw, 0)]
+        return "global"  # overlapping bins of unequal size: no single window describes it
+
+    def torch_init(self, a, ins, out):
+        return f"nn.AdaptiveAvgPool2d({a['size']})"

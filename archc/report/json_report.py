@@ -1,0 +1,54 @@
+"""The JSON report: archc's machine contract (docs/json.md), versioned by ``format``.
+
+Shapes exclude the batch dimension. Unknown counts are ``null``, never 0."""
+
+from __future__ import annotations
+
+import json
+
+from archc.ir.graph import Graph
+
+FORMAT = "archc.report/1"
+
+
+def graph_dict(g: Graph) -> dict:
+    s = g.summary
+    outs = [list(x) if x is not None else None for x in s.output_shapes]
+    return {
+        "name": g.name,
+        "file": g.file,
+        "spec_hash": g.spec_hash,
+        "input_shape": list(g.input_shape),
+        "output_shape": outs[0] if len(outs) == 1 else None,
+        "outputs": [{"id": o, "shape": sh} for o, sh in zip(g.outputs, outs)],
+        "total_params": s.total_params,
+        "trainable_params": s.trainable_params,
+        "non_trainable": s.non_trainable,
+        "buffers": s.buffers,
+        "macs": s.macs,
+        "weight_bytes": s.weight_bytes,
+        "activation_bytes": s.activation_bytes,
+        "layers": [{
+            "id": n.name,
+            "op": n.op,
+            "inputs": n.inputs,
+            "output_shape": list(n.meta["shape"]) if n.meta.get("shape") is not None else None,
+            "params": n.meta["params"],
+            "trainable": n.meta.get("trainable", True),
+            "buffers": n.meta["buffers"],
+            "macs": n.meta["macs"],
+            "activation_bytes": n.meta["activation_bytes"],
+            "receptive_field": n.meta["rf"].as_json() if n.meta.get("rf") else None,
+            "attrs": {k: list(v) if isinstance(v, tuple) else v for k, v in n.attrs.items()},
+            "block": ".".join(n.scope) or None,
+            "source": {"file": n.pos.file, "line": n.pos.line, "col": n.pos.col} if n.pos else None,
+        } for n in g.nodes],
+    }
+
+
+def render(graphs: list[Graph]) -> str:
+    if len(graphs) == 1:
+        body = {"format": FORMAT, **graph_dict(graphs[0])}
+    else:
+        body = {"format": FORMAT, "networks": [graph_dict(g) for g in graphs]}
+    return json.dumps(body, indent=2)

@@ -1,0 +1,61 @@
+"""The terminal summary: Keras' model.summary() with torchinfo's extra columns.
+
+Rows are grouped by block instance (a header row per instance, its nodes indented), so a
+ResNet reads stage by stage. Totals at the bottom. Fits 100 columns."""
+
+from __future__ import annotations
+
+from archc.ir.graph import Graph
+from archc.report import numbers as N
+
+
+def rows(g: Graph):
+    """(indent, label, op, shape, params, macs, rf) for each node, with block headers."""
+    open_scope: tuple = ()
+    for n in g.nodes:
+        common = 0
+        while common < min(len(open_scope), len(n.scope)) and open_scope[common] == n.scope[common]:
+            common += 1
+        for depth in range(common, len(n.scope)):
+            yield depth, n.scope[depth], f"({n.blocks[depth]})", "", "", "", ""
+        open_scope = n.scope
+        m = n.meta
+        yield (len(n.scope), n.local_name, n.op, N.shape(m.get("shape")), N.count(m.get("params")),
+               N.si(m.get("macs")) if m.get("macs") else ("" if m.get("macs") == 0 else N.UNKNOWN),
+               N.rf(m.get("rf")))
+
+
+def totals(g: Graph) -> list[tuple[str, str]]:
+    s = g.summary
+    return [
+        ("Input", N.shape(s.input_shape)),
+        ("Output", ", ".join(N.shape(x) for x in s.output_shapes)),
+        ("Total params", N.count(s.total_params)),
+        ("Trainable params", N.count(s.trainable_params)),
+        ("Non-trainable", f"{N.count(s.non_trainable)} (buffers {N.count(s.buffers)}"
+                          f"{', frozen ' + N.count(s.frozen_params) if s.frozen_params else ''})"),
+        ("MACs", f"{N.si(s.macs)} ({N.count(s.macs)})"),
+        ("Weights (fp32)", N.nbytes(s.weight_bytes)),
+        ("Activations (fp32, per sample)", N.nbytes(s.activation_bytes)),
+    ]
+
+
+def render(g: Graph, console) -> None:
+    from rich.table import Table
+    from rich import box
+
+    t = Table(title=f"{g.name}  ({g.summary.nodes} nodes)", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)
+    t.add_column("Layer", overflow="fold", max_width=30)
+    t.add_column("Op", max_width=20, overflow="fold")
+    t.add_column("Output shape", no_wrap=True)
+    t.add_column("Params", justify="right", no_wrap=True)
+    t.add_column("MACs", justify="right", no_wrap=True)
+    t.add_column("RF", justify="right", no_wrap=True)
+    for depth, label, op, shape, params, macs, rf in rows(g):
+        style = "bold" if not shape else None
+        t.add_row("  " * depth + label, op, shape, params, macs, rf, style=style)
+    console.print(t)
+    width = max(len(k) for k, _ in totals(g))
+    for key, value in totals(g):
+        console.print(f"{key:<{width}}  {value}", highlight=False)

@@ -1,0 +1,263 @@
+"""A spec file -> a typed :class:`Document`: networks, blocks (own and imported), variables.
+
+This stage reads files (the spec and its imports), checks them against the schema, and
+settles the variables: file ``vars``, then the chosen preset, then ``--set`` overrides.
+It does not build graphs; that is archc/spec/expand.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from archc.errors import ExprError, Pos, SpecError, SpecErrors
+from archc.spec.expr import evaluate, is_expression
+from archc.spec.loader import LDict, LList, load_yaml
+from archc.spec.schema import validate_tree
+
+REQUIRED_ARG = "required"
+MAX_IMPORT_DEPTH = 16
+
+
+@dataclass
+class BlockDef:
+    name: str
+    args: dict  # argument -> default value, or REQUIRED_ARG
+    layers: LList
+    env: dict  # the variables of the file that defines the block (lexical scope)
+    pos: Pos
+    file: str
+
+
+@dataclass
+class NetworkDef:
+    name: str
+    input: tuple
+    layers: LList
+    outputs: list | None
+    train: dict | None
+    env: dict
+    pos: Pos
+    input_pos: Pos | None = None
+
+
+@dataclass
+class Document:
+    file: str
+    networks: dict[str, NetworkDef]
+    blocks: dict[str, BlockDef]
+    presets: list[str]
+    preset: str | None
+    text_hash: str
+    description: str = ""
+    imported_files: list[str] = field(default_factory=list)
+
+
+def read_text(path: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecErrors.one(f"cannot read file: {exc.strerror or exc}", Pos(str(path)),
+                             fix="check the path") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecErrors.one(f"not UTF-8 text (byte {exc.start})", Pos(str(path)),
+                             fix="save the spec as UTF-8") from None
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` from the command line; VALUE is read as YAML (``[1, 32, 32]``, ``0.1``)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise SpecErrors.one(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set classes=10")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_document(path: str | None = None, text: str | None = None, preset: str | None = None,
+                  overrides: dict | None = None) -> Document:
+    """Read, schema-check and settle one spec file (``text`` wins over reading ``path``)."""
+    file = str(path) if path else "<string>"
+    if text is None:
+        text = read_text(file)
+    tree = load_yaml(text, file)
+    if not isinstance(tree, LDict):
+        raise SpecErrors.one(f"the top level is {_kind(tree)}, not a mapping", Pos(file, 1, 1),
+                             fix="a spec is a mapping with `archc: 1`, `input:` and `layers:`")
+    errors = validate_tree(tree)
+    if errors:
+        raise SpecErrors(errors)
+    base = Path(file).parent if path else Path.cwd()
+    env = _settle_vars(tree, file, preset, overrides or {})
+    blocks, imported = _imports(tree, base, file, (Path(file).resolve(),) if path else ())
+    blocks.update(_own_blocks(tree, env, file))
+    networks = _networks(tree, env, file, overrides or {})
+    return Document(file, networks, blocks, sorted(tree.get("presets", {})), preset,
+                    hashlib.sha256(text.encode()).hexdigest()[:16], tree.get("description", ""),
+                    imported)
+
+
+def _kind(value) -> str:
+    from archc.spec.schema import type_name
+
+    return type_name(value)
+
+
+def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict) -> dict:
+    """File vars, then the preset's, then --set; expressions evaluated in order."""
+    raw = dict(tree.get("vars", {}))
+    where = {k: tree["vars"].pos_of(k) for k in raw} if "vars" in tree else {}
+    presets = tree.get("presets", {})
+    errors = []
+    if preset is not None:
+        if preset not in presets:
+            raise SpecErrors.one(f"no preset {preset!r}", tree.pos_of("presets") if presets else tree.pos,
+                                 fix=("presets: " + ", ".join(presets)) if presets else
+                                 "this file defines no `presets:`")
+        for k, v in presets[preset].items():
+            if k not in raw:
+                errors.append(SpecError(f"preset {preset!r} sets ${k}, which `vars:` does not define",
+                                        presets[preset].key_pos_of(k), f"presets.{preset}.{k}",
+                                        "add it to `vars:` with a default"))
+            raw[k], where[k] = v, presets[preset].pos_of(k)
+    for k, v in overrides.items():
+        if "." in k or k in ("input", "name"):
+            continue  # train.* and input are applied to the network
+        if k not in raw:
+            errors.append(SpecError(f"--set {k}: no such variable", Pos(file), "vars",
+                                    _var_hint(k, raw)))
+        raw[k], where[k] = v, Pos("--set")
+    env = {}
+    for k, v in raw.items():
+        try:
+            env[k] = _eval_value(v, env)
+        except ExprError as exc:
+            errors.append(SpecError(exc.message, where.get(k), f"vars.{k}", exc.fix))
+    if errors:
+        raise SpecErrors(errors)
+    return env
+
+
+def _var_hint(name: str, known) -> str:
+    from archc.ops.registry import suggest
+
+    hint = suggest(name, known)
+    return hint if "did you mean" in hint else ("variables: " + ", ".join(known) if known else
+                                                "this spec defines no `vars:`")
+
+
+def _eval_value(value, env):
+    if is_expression(value):
+        return evaluate(value, env)
+    if isinstance(value, list):
+        return [_eval_value(v, env) for v in value]
+    return value
+
+
+def _own_blocks(tree: LDict, env: dict, file: str) -> dict[str, BlockDef]:
+    out = {}
+    for name, body in tree.get("blocks", {}).items():
+        out[name] = BlockDef(name, dict(body.get("args", {})), body["layers"], env,
+                             tree["blocks"].key_pos_of(name), file)
+    return out
+
+
+def _imports(tree: LDict, base: Path, file: str, chain: tuple) -> tuple[dict, list]:
+    """Blocks imported from other files, relative to this one; cycles are errors."""
+    blocks, files = {}, []
+    for i, item in enumerate(tree.get("imports", [])):
+        pos = tree["imports"].pos_of(i)
+        rel, wanted = (item, None) if isinstance(item, str) else (item["file"], item.get("blocks"))
+        target = (base / rel).resolve()
+        if target in chain:
+            cycle = " → ".join(p.name for p in chain[chain.index(target):] + (target,))
+            raise SpecErrors.one(f"import cycle: {cycle}", pos, f"imports[{i}]",
+                                 "move the shared blocks into a third file both import")
+        if len(chain) > MAX_IMPORT_DEPTH:
+            raise SpecErrors.one("imports nested too deeply", pos, f"imports[{i}]")
+        if not target.is_file():
+            raise SpecErrors.one(f"imported file {rel!r} not found (looked at {target})", pos,
+                                 f"imports[{i}]", "paths are relative to the importing file")
+        sub_tree = load_yaml(read_text(str(target)), str(target))
+        if not isinstance(sub_tree, LDict):
+            raise SpecErrors.one("imported file is not a mapping", Pos(str(target), 1, 1))
+        errors = validate_tree(sub_tree)
+        if errors:
+            raise SpecErrors(errors)
+        sub_env = _settle_vars(sub_tree, str(target), None, {})
+        sub_blocks, sub_files = _imports(sub_tree, target.parent, str(target), chain + (target,))
+        sub_blocks.update(_own_blocks(sub_tree, sub_env, str(target)))
+        files += [str(target)] + sub_files
+        for name in wanted or sub_blocks:
+            if name not in sub_blocks:
+                raise SpecErrors.one(f"{rel} defines no block {name!r}", pos, f"imports[{i}]",
+                                     "blocks there: " + (", ".join(sub_blocks) or "none"))
+            blocks[name] = sub_blocks[name]
+    return blocks, files
+
+
+def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, NetworkDef]:
+    stem = Path(file).stem if file != "<string>" else "network"
+    if "networks" in tree:
+        if "layers" in tree or "input" in tree:
+            raise SpecErrors.one("a file has either top-level `layers:` or `networks:`, not both",
+                                 tree.key_pos_of("networks"), fix="move the layers into a network")
+        items = [(k, v, tree["networks"].key_pos_of(k)) for k, v in tree["networks"].items()]
+    else:
+        if "layers" not in tree:
+            if "blocks" in tree:
+                return {}  # a library of blocks for others to import
+            raise SpecErrors.one("no `layers:` (and no `networks:`)", tree.pos,
+                                 fix="list the network's layers under `layers:`")
+        if "input" not in tree:
+            raise SpecErrors.one("missing `input:`, the input shape without the batch", tree.pos,
+                                 fix="e.g. `input: [3, 224, 224]`")
+        items = [(tree.get("name", stem), tree, tree.pos)]
+    out = {}
+    for name, body, pos in items:
+        net_env = dict(env)
+        for k, v in body.get("vars", {}).items() if body is not tree else ():
+            net_env[k] = _eval_value(overrides.get(k, v), net_env)
+        shape, input_pos = tuple(body["input"]), body.pos_of("input")
+        if "input" in overrides:
+            shape, input_pos = _override_shape(overrides["input"]), Pos("--set input")
+        train = _merge_train(tree.get("train") if body is not tree else None, body.get("train"), overrides)
+        out[name] = NetworkDef(body.get("name", name), shape, body["layers"], body.get("outputs"),
+                               train, net_env, pos, input_pos)
+    return out
+
+
+def _override_shape(value) -> tuple:
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise SpecErrors.one(f"--set input={value!r} is not a shape", Pos("--set"),
+                             fix="e.g. --set input=[1,32,32] (batch excluded)")
+    return tuple(value)
+
+
+def _merge_train(file_train, net_train, overrides: dict) -> dict | None:
+    merged = _plain(file_train or {}) | _plain(net_train or {})
+    for k, v in overrides.items():
+        if k.startswith("train."):
+            node = merged
+            parts = k.split(".")[1:]
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = v
+    return merged or None
+
+
+def _plain(value):
+    """A located tree as plain dicts and lists (for consumers that need no positions)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,387 @@
+"""Document -> graph IR: blocks instantiated, repeats unrolled, expressions evaluated,
+conditions decided, inputs resolved.
+
+Conditions may read the shape of a block's input (``input.channels``), so each node's
+output shape is inferred as soon as the node exists (the op's shape rule); the rest of
+the analysis (params, MACs, receptive field) runs afterwards on the finished graph.
+
+Naming: a layer's node is called by its ``id``, or ``<op>_<n>`` counted per kind within
+its scope; a block instance is a scope, so nodes are named ``layer2.basic_1.conv2d_1``,
+and a repeated layer ``X`` becomes ``X.0``, ``X.1``... (torchvision's ``layer1.0.conv1``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from archc.errors import AttrError, ExprError, Pos, ShapeError, SpecError, SpecErrors
+from archc.ir.graph import INPUT, Graph, Node
+from archc.ops.registry import REQUIRED, get_op, suggest
+from archc.spec.document import REQUIRED_ARG, Document, NetworkDef
+from archc.spec.expr import evaluate, is_expression
+from archc.spec.loader import LDict, LList
+from archc.spec.schema import COMMON_KEYS
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_NODES = 200_000
+MAX_REPEAT = 10_000
+RESERVED_IDS = {"input", "self", "forward", "torch", "nn", "F"}
+
+
+@dataclass
+class Scope:
+    prefix: str  # dotted name of the block instance ("" at the top)
+    env: dict
+    input: str  # node name of the scope's input
+    path: str  # spec path of the instance chain, for messages
+    stack: tuple = ()  # block templates being expanded (recursion check)
+    scope: tuple = ()
+    blocks: tuple = ()
+    notes: list = field(default_factory=list)  # "in block instance ..." notes
+    ids: dict = field(default_factory=dict)  # local id -> node name of its output
+    counters: dict = field(default_factory=dict)
+
+    def full(self, local: str) -> str:
+        return f"{self.prefix}.{local}" if self.prefix else local
+
+
+class Expander:
+    def __init__(self, doc: Document, net: NetworkDef):
+        self.doc, self.net = doc, net
+        self.nodes: list[Node] = []
+        self.names: set[str] = {INPUT}
+        self.shapes: dict[str, tuple | None] = {INPUT: net.input}
+        self.errors: list[SpecError] = []
+
+    # -- entry ---------------------------------------------------------------------------
+    def run(self) -> Graph:
+        top = Scope("", dict(self.net.env), INPUT, "")
+        last = self.layers(self.net.layers, top)
+        outputs = [last]
+        if self.net.outputs:
+            outputs = [self.ref(o, top, None, "outputs") for o in self.net.outputs]
+        if self.errors:
+            raise SpecErrors(self.errors)
+        if not self.nodes:
+            raise SpecErrors.one("the network has no layers", self.net.pos, fix="add layers")
+        return Graph(self.net.name, self.net.input, self.nodes, [o for o in outputs if o],
+                     self.doc.file, self.doc.text_hash, self.net.train, dict(self.net.env))
+
+    def error(self, message, pos, path, fix="", scope: Scope | None = None):
+        self.errors.append(SpecError(message, pos, path, fix, list(scope.notes) if scope else []))
+
+    # -- a list of layers ----------------------------------------------------------------
+    def layers(self, items: LList, scope: Scope) -> str:
+        declared = self._declared_ids(items)
+        prev = scope.input
+        for i, item in enumerate(items):
+            if len(self.nodes) > MAX_NODES:
+                self.error(f"the network expands to more than {MAX_NODES:,} nodes", items.pos_of(i),
+                           scope.path, "check repeat counts", scope)
+                raise SpecErrors(self.errors)
+            prev = self.layer(items, i, scope, prev, declared)
+        return prev
+
+    def _declared_ids(self, items: LList) -> dict:
+        """Literal ids of this list -> (index, literal `from`), to explain forward refs."""
+        out = {}
+        for i, item in enumerate(items):
+            body = next(iter(item.values())) if isinstance(item, dict) and item else None
+            if isinstance(body, dict) and isinstance(body.get("id"), str) and "$" not in body["id"]:
+                src = body.get("from")
+                out[body["id"]] = (i, [src] if isinstance(src, str) else list(src or []))
+        return out
+
+    def layer(self, items: LList, i: int, scope: Scope, prev: str, declared: dict) -> str:
+        item = items[i]
+        kind, body = (item, LDict()) if isinstance(item, str) else next(iter(item.items()))
+        if body is None:
+            body = LDict()
+        if not hasattr(body, "pos"):
+            body.pos, body.key_pos, body.val_pos = items.pos_of(i), {}, {}
+        path = f"{scope.path}layers[{i}].{kind}"
+        pos = items.pos_of(i)
+        env = scope.env
+        op = get_op(kind)
+        block = self.doc.blocks.get(kind)
+        if op is None and block is None:
+            self.error(f"unknown op or block `{kind}`", pos, path,
+                       suggest(kind, list(self._known_kinds())), scope)
+            return prev
+        # when: skipped layers stand for their input
+        inputs = self.inputs(body, scope, prev, path, declared, i)
+        if inputs is None:
+            return prev
+        if "when" in body:
+            cond = self.value(body["when"], env, scope, body.pos_of("when"), path + ".when", force=True)
+            if not cond:
+                if "id" in body:
+                    scope.ids[self.text(body["id"], env, scope, body.pos_of("id"), path)] = inputs[0]
+                return inputs[0]
+        count = 1
+        if "repeat" in body:
+            count = self.value(body["repeat"], env, scope, body.pos_of("repeat"), path + ".repeat")
+            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
+                self.error(f"repeat must be an integer in 0..{MAX_REPEAT}, got {count!r}",
+                           body.pos_of("repeat"), path + ".repeat", "", scope)
+                return prev
+            if count == 0:
+                return inputs[0]
+        local = self.local_id(body, kind, scope, path)
+        if local is None:
+            return prev
+        out = inputs
+        for k in range(count):
+            name = local if "repeat" not in body else f"{local}.{k}"
+            env_k = env | {"index": k} if "repeat" in body else env
+            if op is not None:
+                out = [self.op_node(op, body, scope, env_k, out, name, path, pos)]
+            else:
+                out = [self.block_call(block, body, scope, env_k, out, name, path, pos)]
+            if out[0] is None:
+                return prev
+        scope.ids[local] = out[0]
+        return out[0]
+
+    def _known_kinds(self):
+        from archc.ops.registry import REGISTRY
+
+        return list(REGISTRY) + list(self.doc.blocks)
+
+    # -- ids and inputs ------------------------------------------------------------------
+    def local_id(self, body, kind, scope, path) -> str | None:
+        if "id" in body:
+            local = self.text(body["id"], scope.env, scope, body.pos_of("id"), path + ".id")
+            if local is None:
+                return None
+            if not IDENT.match(local) or local in RESERVED_IDS or local.startswith("__"):
+                self.error(f"id {local!r} is not a valid name",
+                           body.pos_of("id"), path + ".id",
+                           "use letters, digits and _ (not starting with a digit or __), "
+                           "and none of: " + ", ".join(sorted(RESERVED_IDS)), scope)
+                return None
+            if local in scope.ids or scope.full(local) in self.names:
+                self.error(f"duplicate id {local!r}", body.pos_of("id"), path + ".id",
+                           "ids must be unique within a network or block", scope)
+                return None
+            return local
+        n = scope.counters.get(kind, 0)
+        while True:
+            n += 1
+            local = f"{kind}_{n}"
+            if local not in scope.ids and scope.full(local) not in self.names:
+                break
+        scope.counters[kind] = n
+        return local
+
+    def inputs(self, body, scope, prev, path, declared, index) -> list[str] | None:
+        if "from" not in body:
+            return [prev]
+        src = body["from"]
+        refs = [src] if isinstance(src, str) else list(src)
+        out = []
+        for j, ref in enumerate(refs):
+            where = body.pos_of("from") if isinstance(src, str) else body["from"].pos_of(j)
+            ref = self.text(ref, scope.env, scope, where, path + ".from")
+            if ref is None:
+                return None
+            name = self.ref(ref, scope, where, path + ".from", declared, index)
+            if name is None:
+                return None
+            out.append(name)
+        return out
+
+    def ref(self, ref: str, scope: Scope, pos, path, declared=None, index=None) -> str | None:
+        if ref == "input":
+            return scope.input
+        head, _, rest = ref.partition(".")
+        if head in scope.ids:
+            if not rest:
+                return scope.ids[head]
+            inner = scope.full(ref)
+            if inner in self.names:
+                return inner
+        if declared and head in declared and declared[head][0] >= index:
+            cycle = self._cycle(head, declared, index)
+            msg = (f"cycle: {' → '.join(cycle)}" if cycle else
+                   f"`{head}` is defined later (layers[{declared[head][0]}]); a layer reads only layers above it")
+            self.error(msg, pos, path, "layers run top to bottom: reorder them or remove the loop", scope)
+            return None
+        known = list(scope.ids) + ["input"]
+        self.error(f"unknown id `{ref}`", pos, path, suggest(ref, known).replace(
+            "`archc ops` lists the op kinds", "ids here: " + ", ".join(known)), scope)
+        return None
+
+    def _cycle(self, target: str, declared: dict, index: int) -> list[str] | None:
+        """If `target` (defined later) reads back, through literal `from`s, the layer at
+        `index`, return the loop of ids."""
+        me = next((k for k, (i, _) in declared.items() if i == index), None)
+        if me is None:
+            return None
+        path, node, seen = [me, target], target, {target}
+        while node in declared:
+            srcs = [s for s in declared[node][1] if s in declared]
+            if me in declared[node][1]:
+                return path + [me]
+            if not srcs or srcs[0] in seen:
+                return None
+            node = srcs[0]
+            seen.add(node)
+            path.append(node)
+        return None
+
+    # -- values --------------------------------------------------------------------------
+    def value(self, raw, env, scope, pos, path, force=False, input_name=None):
+        if not (is_expression(raw) or (force and isinstance(raw, str))):
+            if isinstance(raw, list):
+                return [self.value(v, env, scope, pos, path, input_name=input_name) for v in raw]
+            return raw
+        try:
+            return evaluate(raw, env, self.shapes.get(input_name or scope.input))
+        except ExprError as exc:
+            self.error(exc.message, pos, path, exc.fix, scope)
+            return None
+
+    def text(self, raw, env, scope, pos, path) -> str | None:
+        value = self.value(raw, env, scope, pos, path)
+        if value is None:
+            return None
+        return str(value)
+
+    # -- an op node ----------------------------------------------------------------------
+    def op_node(self, op, body, scope, env, inputs, local, path, pos) -> str | None:
+        attrs, ok = {}, True
+        for key, raw in body.items():
+            if key in COMMON_KEYS:
+                continue
+            if key not in op.attrs:
+                self.error(f"`{op.name}` has no attribute `{key}`", body.key_pos_of(key), f"{path}.{key}",
+                           suggest(key, op.attrs).replace("`archc ops` lists the op kinds",
+                                                          "attributes: " + ", ".join(op.attrs) or "none"),
+                           scope)
+                ok = False
+                continue
+            value = self.value(raw, env, scope, body.pos_of(key), f"{path}.{key}")
+            if value is None and raw is not None:
+                ok = False
+                continue
+            try:
+                attrs[key] = op.attrs[key].type.check(value) if value is not None else None
+            except AttrError as exc:
+                self.error(exc.message, body.pos_of(key), f"{path}.{key}", exc.fix, scope)
+                ok = False
+        for key, spec in op.attrs.items():
+            if key not in attrs and key not in body:
+                if spec.default is REQUIRED:
+                    self.error(f"`{op.name}` needs `{key}` ({spec.type.text})", pos, path,
+                               f"add `{key}:`" + (f" — {spec.doc}" if spec.doc else ""), scope)
+                    ok = False
+                else:
+                    attrs[key] = spec.type.check(spec.default) if spec.default is not None else None
+        lo, hi = (op.arity, op.arity) if isinstance(op.arity, int) else op.arity
+        if not lo <= len(inputs) <= (hi or len(inputs)):
+            want = f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+            self.error(f"`{op.name}` takes {want} input(s), got {len(inputs)}", pos, path,
+                       "list the inputs in `from: [a, b]`", scope)
+            ok = False
+        if not ok:
+            return None
+        attrs = op.normalize(attrs)
+        name = scope.full(local)
+        node = Node(name, op.name, attrs, list(inputs), pos, path, scope.scope, scope.blocks)
+        node.meta["trainable"] = body.get("trainable", True)
+        if "init" in body:
+            node.meta["init"] = body["init"]
+        self.infer(op, node, scope)
+        self.nodes.append(node)
+        self.names.add(name)
+        return name
+
+    def infer(self, op, node: Node, scope: Scope) -> None:
+        ins = [self.shapes.get(i) for i in node.inputs]
+        shape = None
+        if all(s is not None for s in ins):
+            try:
+                shape = tuple(op.infer(node.attrs, ins))
+            except ShapeError as exc:
+                message = exc.message
+                if len(node.inputs) > 1:
+                    message += " (inputs: " + ", ".join(
+                        f"`{i}` {list(s)}" for i, s in zip(node.inputs, ins)) + ")"
+                else:
+                    message += f" (input `{node.inputs[0]}` {list(ins[0])})"
+                self.error(f"`{node.name}`: {message}", node.pos, node.path, exc.fix, scope)
+        node.meta["shape"] = shape
+        self.shapes[node.name] = shape
+
+    # -- a block call --------------------------------------------------------------------
+    def block_call(self, block, body, scope, env, inputs, local, path, pos) -> str | None:
+        if block.name in scope.stack:
+            loop = " → ".join(scope.stack[scope.stack.index(block.name):] + (block.name,))
+            self.error(f"block `{block.name}` uses itself ({loop})", pos, path,
+                       "a block cannot contain itself; use `repeat` for repetition", scope)
+            return None
+        if len(inputs) != 1:
+            self.error(f"block `{block.name}` takes one input, got {len(inputs)}", pos, path,
+                       "join the inputs (concat/add) first", scope)
+            return None
+        args, ok = {}, True
+        for key, raw in body.items():
+            if key in COMMON_KEYS:
+                continue
+            if key not in block.args:
+                self.error(f"block `{block.name}` has no argument `{key}`", body.key_pos_of(key),
+                           f"{path}.{key}", suggest(key, block.args).replace(
+                               "`archc ops` lists the op kinds",
+                               "arguments: " + (", ".join(block.args) or "none")), scope)
+                ok = False
+                continue
+            args[key] = self.value(raw, env, scope, body.pos_of(key), f"{path}.{key}",
+                                   input_name=inputs[0])
+        for key, default in block.args.items():
+            if key not in args and key not in body:
+                if default == REQUIRED_ARG:
+                    self.error(f"block `{block.name}` needs argument `{key}`", pos, path,
+                               f"add `{key}:` to the call", scope)
+                    ok = False
+                else:
+                    args[key] = default
+        if not ok:
+            return None
+        inner_env = dict(block.env) | args
+        if "index" in env:
+            inner_env.setdefault("index", env["index"])
+        note = (pos, f"in `{scope.full(local)}`, an instance of block `{block.name}` "
+                     f"(defined at {block.pos})")
+        inner = Scope(scope.full(local), inner_env, inputs[0], f"{path} > blocks.{block.name}.",
+                      scope.stack + (block.name,), scope.scope + (local,), scope.blocks + (block.name,),
+                      [note] + scope.notes)
+        before = len(self.errors)
+        out = self.layers(block.layers, inner)
+        if len(self.errors) > before:
+            return None
+        if out == inputs[0]:
+            return out  # every layer of the block was skipped
+        return out
+
+
+def expand(doc: Document, network: str | None = None) -> Graph:
+    """Build the graph IR of one network of a document."""
+    net = select_network(doc, network)
+    return Expander(doc, net).run()
+
+
+def select_network(doc: Document, network: str | None) -> NetworkDef:
+    if not doc.networks:
+        raise SpecErrors.one("this file defines blocks only, no network", Pos(doc.file),
+                             fix="import its blocks from a spec that has `layers:`")
+    if network is None:
+        if len(doc.networks) == 1:
+            return next(iter(doc.networks.values()))
+        raise SpecErrors.one(f"the file defines {len(doc.networks)} networks", Pos(doc.file),
+                             fix="choose one: " + ", ".join(f"{doc.file}:{n}" for n in doc.networks))
+    if network not in doc.networks:
+        raise SpecErrors.one(f"no network {network!r} in this file", Pos(doc.file),
+                             fix="networks: " + ", ".join(doc.networks))
+    return doc.networks[network]

@@ -1,0 +1,270 @@
+"""The JSON Schema of the spec format, built from the op registry.
+
+One schema serves two readers:
+
+* archc itself validates every file against it (``validate_tree``) before expanding —
+  the file structure, the block definitions and the ``train:`` section. Attribute values
+  of ops may be expressions evaluated later, so their errors are left to the op's own
+  attribute types (which produced this schema's fragments in the first place);
+* editors: the same schema is shipped as ``archc/spec/schema.json``; a spec whose first
+  line is ``# yaml-language-server: $schema=<path to schema.json>`` gets completion and
+  hover docs in VS Code. ``python -m archc.spec.schema`` rewrites the file; a test keeps
+  it in sync with the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from archc.errors import SpecError
+from archc.spec.loader import LDict, LList
+
+FORMAT_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("schema.json")
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+EXPR = {"type": "string", "pattern": r"^\s*\$", "description": "an expression: `$width * 2`"}
+
+COMMON_KEYS = {
+    "id": {"type": "string", "description": "name of the node; other nodes refer to it in `from`"},
+    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+             "description": "input node id(s); default: the previous layer. `input` is the block's input"},
+    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPR],
+               "description": "apply this layer N times in sequence; `$index` counts from 0"},
+    "when": {"anyOf": [{"type": "boolean"}, {"type": "string"}],
+             "description": "condition; when false the layer is skipped and refers to its input"},
+    "trainable": {"type": "boolean", "description": "false freezes this layer's parameters"},
+    "init": {"anyOf": [{"type": "string"}, {"type": "object"}],
+             "description": "initialisation of this layer's weights (see docs/spec.md)"},
+}
+
+_SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 4,
+          "description": "a shape without the batch dimension, e.g. [3, 224, 224]"}
+_VAR_VALUE = {"type": ["integer", "number", "string", "boolean", "array", "null"]}
+_NUM = {"type": "number"}
+_POS_NUM = {"type": "number", "exclusiveMinimum": 0}
+_POS_INT = {"type": "integer", "minimum": 1}
+
+
+def _obj(props: dict, required=(), **extra) -> dict:
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out | extra
+
+
+def _train_schema() -> dict:
+    optimizer = _obj({
+        "name": {"enum": ["sgd", "adam", "adamw", "rmsprop"]},
+        "lr": _POS_NUM, "momentum": _NUM, "nesterov": {"type": "boolean"},
+        "weight_decay": _NUM, "betas": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+        "eps": _POS_NUM, "alpha": _NUM,
+    })
+    schedule = _obj({
+        "name": {"enum": ["constant", "step", "multistep", "exponential", "time", "cosine", "plateau"]},
+        "step_size": _POS_INT, "milestones": {"type": "array", "items": _POS_INT},
+        "gamma": _NUM, "decay": _NUM, "warmup_epochs": {"type": "integer", "minimum": 0},
+        "min_lr": _NUM, "patience": {"type": "integer", "minimum": 0}, "factor": _NUM,
+    })
+    data = _obj({
+        "source": {"type": "string", "description": "digits | shapes | npz file | image folder | "
+                                                    "mnist folder | cifar10 folder"},
+        "val": {"type": "string"}, "test": {"type": "string"},
+        "val_split": {"type": "number", "minimum": 0, "maximum": 0.9},
+        "test_split": {"type": "number", "minimum": 0, "maximum": 0.9},
+        "normalize": {"anyOf": [{"type": "boolean"}, _obj({"mean": {"type": "array"}, "std": {"type": "array"}})]},
+        "classes": {"type": "array", "items": {"type": "string"}},
+        "limit": _POS_INT,
+    })
+    augment = _obj({
+        "hflip": {"type": ["boolean", "number"]}, "vflip": {"type": ["boolean", "number"]},
+        "crop_padding": {"type": "integer", "minimum": 0}, "rotate": _NUM, "translate": _NUM,
+        "scale": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+        "brightness": _NUM,
+    })
+    loss = {"anyOf": [{"enum": ["cross_entropy", "nll", "bce", "bce_logits", "mse", "l1", "gan"]},
+                      _obj({"name": {"type": "string"}, "label_smoothing": _NUM})]}
+    return _obj({
+        "task": {"enum": ["classification", "binary", "regression", "segmentation", "gan"]},
+        "data": {"anyOf": [{"type": "string"}, data]},
+        "epochs": _POS_INT, "batch_size": _POS_INT, "loss": loss,
+        "optimizer": {"anyOf": [{"enum": ["sgd", "adam", "adamw", "rmsprop"]}, optimizer]},
+        "lr": _POS_NUM,
+        "schedule": {"anyOf": [{"type": "string"}, schedule]},
+        "penalties": _obj({"l1": _NUM, "l2": _NUM}),
+        "clip_grad_norm": _POS_NUM, "grad_noise": _NUM,
+        "early_stopping": _obj({"patience": {"type": "integer", "minimum": 0},
+                                "monitor": {"type": "string"}, "mode": {"enum": ["min", "max"]},
+                                "min_delta": _NUM}),
+        "augment": augment,
+        "metrics": {"type": "array", "items": {"type": "string"}},
+        "init": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        "seed": {"type": "integer"}, "device": {"type": "string"},
+        "amp": {"type": ["boolean", "string"]}, "channels_last": {"type": "boolean"},
+        "compile": {"type": "boolean"}, "workers": {"type": "integer", "minimum": 0},
+        "gan": _obj({"generator": {"type": "string"}, "discriminator": {"type": "string"},
+                     "latent": _POS_INT, "d_steps": _POS_INT}),
+    }, description="how to train the network (used by `archc train`)")
+
+
+def _layer_item(ops: dict) -> dict:
+    op_props = {}
+    for name, op in sorted(ops.items()):
+        attrs = {k: {"anyOf": [a.type.schema, EXPR], "description": a.doc or a.type.text}
+                 for k, a in op.attrs.items()}
+        op_props[name] = {"type": ["object", "null"], "description": op.doc,
+                          "properties": attrs | COMMON_KEYS, "additionalProperties": False}
+    return {
+        "type": ["object", "string"],
+        "description": "one layer: `op: {attrs}`, a block call `block: {args}`, or a bare op name",
+        "minProperties": 1, "maxProperties": 1,
+        "properties": op_props,
+        # Block calls: their argument names depend on the block, checked at expansion.
+        "additionalProperties": {"type": ["object", "null"]},
+        "pattern": IDENT,
+    }
+
+
+def build_schema() -> dict:
+    from archc.ops.registry import all_ops
+
+    layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+    network = {
+        "name": {"type": "string"}, "description": {"type": "string"},
+        "input": _SHAPE, "layers": layers,
+        "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "vars": {"type": "object", "additionalProperties": _VAR_VALUE},
+        "train": {"$ref": "#/$defs/train"},
+    }
+    block = _obj({
+        "description": {"type": "string"},
+        "args": {"type": "object", "propertyNames": {"pattern": IDENT}, "additionalProperties": _VAR_VALUE,
+                 "description": "argument: default value, or `required`"},
+        "layers": layers,
+    }, required=["layers"])
+    imp = {"anyOf": [{"type": "string"},
+                     _obj({"file": {"type": "string"}, "blocks": {"type": "array", "items": {"type": "string"}}},
+                          required=["file"])]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:archc:spec:v1",
+        "title": "archc network spec",
+        "type": "object",
+        "properties": {
+            "archc": {"const": FORMAT_VERSION, "description": "format version"},
+            **network,
+            "presets": {"type": "object", "additionalProperties": {"type": "object"},
+                        "description": "named sets of variables, chosen with --preset"},
+            "imports": {"type": "array", "items": imp},
+            "blocks": {"type": "object", "propertyNames": {"pattern": IDENT},
+                       "additionalProperties": block},
+            "networks": {"type": "object", "propertyNames": {"pattern": IDENT}, "minProperties": 1,
+                         "additionalProperties": _obj(network, required=["input", "layers"])},
+        },
+        "required": ["archc"],
+        "additionalProperties": False,
+        "$defs": {"layer": _layer_item(all_ops()), "train": _train_schema()},
+    }
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+
+
+def _locate(tree, path) -> tuple:
+    """The position of the value at ``path`` in a located tree, and the dotted path text."""
+    node, pos, text = tree, getattr(tree, "pos", None), ""
+    for part in path:
+        if isinstance(node, (LDict, LList)):
+            try:
+                pos = node.pos_of(part)
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return pos, text
+
+
+def _is_op_attr(path) -> bool:
+    """Errors inside an op's attributes are reported by the op's attribute types."""
+    from archc.ops.registry import REGISTRY
+
+    for i in range(len(path) - 2):
+        if path[i] == "layers" and isinstance(path[i + 1], int) and path[i + 2] in REGISTRY:
+            return len(path) > i + 3 and path[i + 3] not in COMMON_KEYS
+    return False
+
+
+def _message(err) -> tuple[str, str]:
+    v, inst = err.validator, err.instance
+    if v == "additionalProperties":
+        extra = sorted(set(inst) - set(err.schema.get("properties", {})))
+        known = sorted(err.schema.get("properties", {}))
+        from archc.ops.registry import suggest
+
+        return (f"unknown key {extra[0]!r}" if extra else err.message,
+                suggest(extra[0], known).replace("`archc ops` lists the op kinds",
+                                                 "known keys: " + ", ".join(known)) if extra else "")
+    if v == "required":
+        missing = [k for k in err.validator_value if k not in inst]
+        if missing == ["archc"]:
+            return "missing the format key `archc`", "add `archc: 1` at the top of the file"
+        return f"missing required key {missing[0]!r}", f"add `{missing[0]}:`"
+    if v == "const" and err.path and err.path[-1] == "archc":
+        return (f"unsupported format version {inst!r}",
+                f"this archc reads `archc: {FORMAT_VERSION}`")
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"expected {want}, got {type_name(inst)} {short(inst)}", ""
+    if v == "enum":
+        return f"{short(inst)} is not one of {', '.join(map(str, err.validator_value))}", ""
+    if v in ("minimum", "exclusiveMinimum", "maximum"):
+        return f"{short(inst)} is out of range ({err.message.split(' is ', 1)[1]})", ""
+    if v in ("minProperties", "maxProperties") and err.schema.get("maxProperties") == 1:
+        return ("a layer is a mapping with exactly one key, the op or block name, got "
+                f"{len(inst)} keys ({', '.join(map(str, inst))})",
+                "write `- conv2d: {out: 64, kernel: 3}`; attributes go inside the braces")
+    if v == "pattern" and err.path and isinstance(err.path[-1], int):
+        return f"{short(inst)} is not an op or block name", "write `- relu` or `- conv2d: {...}`"
+    if v == "propertyNames":
+        return f"{short(inst)} is not a valid name", "use letters, digits and underscores"
+    return err.message, ""
+
+
+def type_name(value) -> str:
+    return {dict: "a mapping", LDict: "a mapping", list: "a list", LList: "a list", str: "text",
+            bool: "a boolean", int: "an integer", float: "a number", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validate_tree(tree) -> list[SpecError]:
+    """Check a located tree against the shipped schema; every error, located."""
+    errors = []
+    for err in _validator().iter_errors(tree):
+        path = list(err.absolute_path)
+        if _is_op_attr(path):
+            continue
+        pos, text = _locate(tree, path)
+        message, fix = _message(err)
+        errors.append(SpecError(message, pos, text, fix))
+    return sorted(errors, key=lambda e: (e.pos.line, e.pos.col) if e.pos else (0, 0))
+
+
+def main() -> None:
+    SCHEMA_FILE.write_text(json.dumps(build_schema(), indent=1, sort_keys=False) + "\n")
+    print(f"wrote {SCHEMA_FILE}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
