@@ -30,6 +30,9 @@ class BlockDef:
     env: dict  # the variables of the file that defines the block (lexical scope)
     pos: Pos
     file: str
+    # The blocks this block's layers may call: those of the file that defines it (its own
+    # and its imports). Empty for the main file's blocks, which see the document's.
+    visible: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -193,7 +196,10 @@ def _imports(tree: LDict, base: Path, file: str, chain: tuple) -> tuple[dict, li
             raise SpecErrors(errors)
         sub_env = _settle_vars(sub_tree, str(target), None, {})
         sub_blocks, sub_files = _imports(sub_tree, target.parent, str(target), chain + (target,))
-        sub_blocks.update(_own_blocks(sub_tree, sub_env, str(target)))
+        own = _own_blocks(sub_tree, sub_env, str(target))
+        sub_blocks.update(own)
+        for b in own.values():
+            b.visible = sub_blocks  # lexical scope: an imported block calls its file's blocks
         files += [str(target)] + sub_files
         for name in wanted or sub_blocks:
             if name not in sub_blocks:

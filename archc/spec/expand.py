@@ -41,6 +41,7 @@ class Scope:
     notes: list = field(default_factory=list)  # "in block instance ..." notes
     ids: dict = field(default_factory=dict)  # local id -> node name of its output
     counters: dict = field(default_factory=dict)
+    visible: dict | None = None  # blocks callable here (an imported block's file), else the doc's
 
     def full(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -104,7 +105,7 @@ class Expander:
         pos = items.pos_of(i)
         env = scope.env
         op = get_op(kind)
-        block = self.doc.blocks.get(kind)
+        block = (scope.visible or self.doc.blocks).get(kind)
         if op is None and block is None:
             self.error(f"unknown op or block `{kind}`", pos, path,
                        suggest(kind, list(self._known_kinds())), scope)
@@ -356,7 +357,7 @@ class Expander:
                      f"(defined at {block.pos})")
         inner = Scope(scope.full(local), inner_env, inputs[0], f"{path} > blocks.{block.name}.",
                       scope.stack + (block.name,), scope.scope + (local,), scope.blocks + (block.name,),
-                      [note] + scope.notes)
+                      [note] + scope.notes, visible=block.visible or scope.visible)
         before = len(self.errors)
         out = self.layers(block.layers, inner)
         if len(self.errors) > before:
