@@ -62,7 +62,7 @@ class Graph:
         for n in self.nodes:
             if n.name in seen:
                 problems.append(f"duplicate node name {n.name!r}")
-            if not all(_PART.match(p) for p in n.name.split(".")):
+            if not all(_PART.fullmatch(p) for p in n.name.split(".")):
                 problems.append(f"node name {n.name!r} is not dotted identifiers")
             for i in n.inputs:
                 if i not in seen:

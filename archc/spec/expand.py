@@ -156,7 +156,7 @@ class Expander:
             local = self.text(body["id"], scope.env, scope, body.pos_of("id"), path + ".id")
             if local is None:
                 return None
-            if not IDENT.match(local) or local in RESERVED_IDS or local.startswith("__"):
+            if not IDENT.fullmatch(local) or local in RESERVED_IDS or local.startswith("__"):
                 self.error(f"id {local!r} is not a valid name",
                            body.pos_of("id"), path + ".id",
                            "use letters, digits and _ (not starting with a digit or __), "
