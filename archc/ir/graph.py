@@ -47,10 +47,21 @@ class Graph:
     summary: object = None  # archc.analysis.analyse.Summary, once analysed
 
     def node(self, name: str) -> Node:
-        return self._index()[name]
+        """The node called ``name``; O(1) through a name -> position index that is
+        rebuilt only when ``nodes`` changed (so a pass over every node stays linear)."""
+        index = self._index()
+        i = index.get(name)
+        if i is None or i >= len(self.nodes) or self.nodes[i].name != name:
+            index = self._index(rebuild=True)
+            i = index[name]  # KeyError for an unknown name, as before
+        return self.nodes[i]
 
-    def _index(self) -> dict[str, Node]:
-        return {n.name: n for n in self.nodes}
+    def _index(self, rebuild: bool = False) -> dict[str, int]:
+        cached = self.__dict__.get("_positions")
+        if rebuild or cached is None or cached[0] is not self.nodes or cached[1] != len(self.nodes):
+            cached = (self.nodes, len(self.nodes), {n.name: i for i, n in enumerate(self.nodes)})
+            self.__dict__["_positions"] = cached
+        return cached[2]
 
     def shape_of(self, name: str):
         return self.input_shape if name == INPUT else self.node(name).meta.get("shape")
