@@ -9,6 +9,11 @@ A string value that starts with ``$`` is an expression::
 A string that contains ``${...}`` is a template: each ``${expr}`` is replaced by the
 expression's value (``id: "stage${index}"``).
 
+The leading ``$`` marks the string as an expression; after it comes either a variable
+(``$width * 2``), a known function (``$max($a, 8)``) or any other expression
+(``$(2 if $index == 0 else 1)``, ``$[1, 2]``, ``$-1``). Inside a template's ``${...}``
+variables may also be written bare (``${index + 1}``).
+
 Grammar: numbers, strings, ``true``/``false``, ``$variables``, lists ``[a, b]`` and
 indexing ``$xs[0]``, ``+ - * / // % **``, comparisons, ``and or not``,
 ``a if cond else b``, the functions of :data:`FUNCTIONS`, and ``input`` — the shape of
@@ -33,6 +38,7 @@ MAX_LEN = 1000
 MAX_INT = 2**62
 
 _VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_LEAD = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*(\(?)")
 _TEMPLATE = re.compile(r"\$\{([^{}]*)\}")
 _PREFIX = "v__"  # `$name` becomes the Python name `v__name` before parsing
 
@@ -45,7 +51,7 @@ def _checked_int(x):
 
 def _pow(a, b):
     if isinstance(b, (int, float)) and abs(b) > 64:
-        raise ExprError(f"exponent {b} is too large", "use an exponent of at most 64")
+        raise ExprError(f"exponent {b} is out of range", "use an exponent between -64 and 64")
     return a**b
 
 
@@ -83,13 +89,30 @@ def _make_divisible(v, divisor=8):
     return new + divisor if new < 0.9 * v else new
 
 
+def _round(x, ndigits=None):
+    """round(), with ndigits bounded: round(5, -10**18) would compute 10**(10**18)."""
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > 64):
+        raise ValueError("ndigits must be an integer between -64 and 64")
+    return round(x, ndigits)
+
+
 FUNCTIONS = {
-    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
+    "min": min, "max": max, "abs": abs, "round": _round, "int": int, "float": float,
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt, "len": len,
     "make_divisible": _make_divisible,
 }
 CONSTANTS = {"true": True, "false": False, "True": True, "False": False,
              "null": None, "None": None}
+
+
+class UnknownInput(ExprError):
+    """The expression reads ``input`` whose shape is unknown because of an earlier error;
+    the caller reports the earlier error, not this one."""
+
+
+def _show(node) -> str:
+    """An AST node as the user wrote it (``v__width`` back to ``$width``)."""
+    return re.sub(r"\b" + _PREFIX, "$", ast.unparse(node))
 
 
 class ShapeView:
@@ -99,14 +122,14 @@ class ShapeView:
         self.shape = list(shape) if shape is not None else None
 
     def attr(self, name: str):
-        s = self.shape
-        if s is None:
-            raise ExprError("the input shape is unknown here", "fix the errors before this node")
-        dims = {"shape": s, "channels": s[0], "features": s[-1], "rank": len(s),
-                "height": s[-2] if len(s) >= 3 else None, "width": s[-1] if len(s) >= 3 else None}
-        if name not in dims:
+        if name not in ("shape", "channels", "features", "rank", "height", "width"):
             raise ExprError(f"`input` has no attribute {name!r}",
                             "use input.channels, .height, .width, .features, .rank or .shape")
+        s = self.shape
+        if s is None:
+            raise UnknownInput("the input shape is unknown here", "fix the errors before this node")
+        dims = {"shape": s, "channels": s[0], "features": s[-1], "rank": len(s),
+                "height": s[-2] if len(s) >= 3 else None, "width": s[-1] if len(s) >= 3 else None}
         if dims[name] is None:
             raise ExprError(f"input of shape {s} has no {name}", "it is not an image (C, H, W)")
         return dims[name]
@@ -127,40 +150,54 @@ def evaluate(text: str, env: dict, input_shape=None):
     if len(text) > MAX_LEN:
         raise ExprError(f"expression longer than {MAX_LEN} characters", "split it into variables")
     if "${" in text:
-        return _TEMPLATE.sub(lambda m: str(_eval_text(m.group(1), env, input_shape)), text)
-    body = text.strip()
-    if body.startswith("$") and body[1:2] in ("(", "[", "{", " ") or body == "$":
-        body = body[1:]  # `$(a + b)` and `$ a + b` are allowed spellings
-    return _eval_text(body, env, input_shape)
+        return _TEMPLATE.sub(lambda m: str(_eval_text(m.group(1), env, input_shape, bare=True)),
+                             text)
+    return _eval_text(_strip_marker(text.strip()), env, input_shape, shown=text.strip())
 
 
-def _eval_text(body: str, env: dict, input_shape):
+def _strip_marker(body: str) -> str:
+    """Drop the leading ``$`` unless it starts a variable: ``$(a + b)``, ``$-1``,
+    ``$max($a, 8)`` lose it; ``$width * 2`` keeps it."""
+    if not body.startswith("$"):
+        return body
+    lead = _LEAD.match(body)
+    if lead and not (lead.group(1) in FUNCTIONS and lead.group(2)):
+        return body
+    return body[1:]
+
+
+def _eval_text(body: str, env: dict, input_shape, bare: bool = False, shown: str = ""):
+    shown = shown or body.strip()
     source = _VAR.sub(lambda m: _PREFIX + m.group(1), body)
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except (SyntaxError, ValueError):
-        raise ExprError(f"cannot parse expression {body.strip()!r}",
+        raise ExprError(f"cannot parse expression {shown!r}",
                         "write arithmetic on $variables, e.g. `$width * 2`") from None
     except (RecursionError, MemoryError):
         raise ExprError("expression is nested too deeply", "simplify it") from None
     try:
-        return _Walker(env, ShapeView(input_shape)).visit(tree.body)
+        return _Walker(env, ShapeView(input_shape), bare).visit(tree.body)
     except RecursionError:
         raise ExprError("expression is nested too deeply", "simplify it") from None
-    except (TypeError, IndexError, KeyError, OverflowError) as exc:
-        raise ExprError(f"cannot evaluate {body.strip()!r}: {exc}",
+    except OverflowError:
+        raise ExprError(f"cannot evaluate {shown!r}: a number is too large",
+                        "keep values below 2**62") from None
+    except (TypeError, IndexError, KeyError, ValueError) as exc:
+        raise ExprError(f"cannot evaluate {shown!r}: {exc}",
                         "check the types of the values it combines") from None
 
 
 class _Walker:
-    def __init__(self, env: dict, shape: ShapeView):
+    def __init__(self, env: dict, shape: ShapeView, bare: bool = False):
         self.env = env
         self.shape = shape
+        self.bare = bare  # templates: a bare name is a variable
 
     def visit(self, node):
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
-            raise ExprError(f"`{ast.unparse(node)}` is not allowed in an expression",
+            raise ExprError(f"`{_show(node)}` is not allowed in an expression",
                             "use arithmetic, comparisons, `x if c else y` and min/max/…")
         return method(node)
 
@@ -172,20 +209,26 @@ class _Walker:
     def visit_Name(self, node):
         name = node.id
         if name.startswith(_PREFIX):
-            var = name[len(_PREFIX):]
-            if var not in self.env:
-                raise ExprError(f"undefined variable ${var}", _suggest(var, self.env))
-            return self.env[var]
+            name = name[len(_PREFIX):]
+            if name in self.env:
+                return self.env[name]
+        elif self.bare and name in self.env:
+            return self.env[name]
         if name in CONSTANTS:
             return CONSTANTS[name]
         if name == "input":
             return self.shape
-        raise ExprError(f"unknown name {name!r}", f"variables are written ${name}")
+        if node.id.startswith(_PREFIX) or self.bare:
+            raise ExprError(f"undefined variable ${name}", _suggest(name, self.env))
+        hint = f"variables are written ${name}" if name in self.env or name not in FUNCTIONS \
+            else f"call it: {name}(...)"
+        raise ExprError(f"unknown name {name!r}", hint)
 
     def visit_Attribute(self, node):
         target = self.visit(node.value)
         if not isinstance(target, ShapeView):
-            raise ExprError(f"`{ast.unparse(node)}`: only `input` has attributes")
+            raise ExprError(f"`{_show(node)}`: only `input` has attributes",
+                            "write input.channels, input.height, input.width or input.shape")
         return target.attr(node.attr)
 
     def visit_List(self, node):
@@ -201,19 +244,22 @@ class _Walker:
             seq = seq.attr("shape")
         index = self.visit(node.slice)
         if not isinstance(seq, (list, str)) or not isinstance(index, int):
-            raise ExprError(f"`{ast.unparse(node)}`: only lists can be indexed, by integers")
+            raise ExprError(f"`{_show(node)}`: only lists can be indexed, by integers")
         if not -len(seq) <= index < len(seq):
-            raise ExprError(f"`{ast.unparse(node)}`: index {index} out of range (length {len(seq)})")
+            raise ExprError(f"`{_show(node)}`: index {index} out of range (length {len(seq)})",
+                            f"use an index from 0 to {len(seq) - 1}" if seq else "the list is empty")
         return seq[index]
 
     def visit_BinOp(self, node):
         op = _BINOPS.get(type(node.op))
         if op is None:
-            raise ExprError(f"operator in `{ast.unparse(node)}` is not allowed")
+            raise ExprError(f"operator in `{_show(node)}` is not allowed",
+                            "use + - * / // % ** and comparisons")
         left, right = self.visit(node.left), self.visit(node.right)
         if isinstance(left, (list, str)) or isinstance(right, (list, str)):
             if not (op is operator.add and type(left) is type(right)):
-                raise ExprError(f"`{ast.unparse(node)}`: arithmetic needs numbers")
+                raise ExprError(f"`{_show(node)}`: arithmetic needs numbers",
+                                "only + joins two lists or two strings")
             if len(left) + len(right) > 4096:
                 raise ExprError("value too long")
         return _checked_int(op(left, right))
@@ -226,7 +272,8 @@ class _Walker:
             return -value
         if isinstance(node.op, ast.UAdd):
             return +value
-        raise ExprError(f"operator in `{ast.unparse(node)}` is not allowed")
+        raise ExprError(f"operator in `{_show(node)}` is not allowed",
+                            "use + - * / // % ** and comparisons")
 
     def visit_BoolOp(self, node):
         if isinstance(node.op, ast.And):
@@ -254,7 +301,8 @@ class _Walker:
             elif type(op) in _CMPOPS:
                 ok = _CMPOPS[type(op)](left, right)
             else:
-                raise ExprError(f"comparison in `{ast.unparse(node)}` is not allowed")
+                raise ExprError(f"comparison in `{_show(node)}` is not allowed",
+                                "use == != < <= > >= in")
             if not ok:
                 return False
             left = right
@@ -264,14 +312,19 @@ class _Walker:
         return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
 
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
-            raise ExprError(f"`{ast.unparse(node.func)}` is not a known function",
+        name = node.func.id if isinstance(node.func, ast.Name) else ""
+        if name.startswith(_PREFIX) and name[len(_PREFIX):] not in self.env:
+            name = name[len(_PREFIX):]  # `$max(...)` inside a larger expression
+        if name not in FUNCTIONS:
+            raise ExprError(f"`{_show(node.func)}` is not a known function",
                             "known functions: " + ", ".join(sorted(FUNCTIONS)))
+        if node.keywords:
+            raise ExprError(f"{name}() takes no keyword arguments", f"write {name}(a, b)")
         args = [self.visit(a) for a in node.args]
         try:
-            return _checked_int(FUNCTIONS[node.func.id](*args))
-        except (TypeError, ValueError) as exc:
-            raise ExprError(f"{node.func.id}(): {exc}") from None
+            return _checked_int(FUNCTIONS[name](*args))
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
+            raise ExprError(f"{name}(): {exc}", "check the arguments") from None
 
 
 def _suggest(name: str, env: dict) -> str:
