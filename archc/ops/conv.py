@@ -30,9 +30,17 @@ def torch_pad_args(p) -> str | None:
     return f"({t}, {l})" if (t, l) == (b, r) else None
 
 
-def pad_forward(p, arg: str) -> str:
+def pad_forward(p, arg: str, value: str = "") -> str:
+    """``arg`` padded by F.pad when the padding is asymmetric (``value``: the fill, zeros
+    unless given, e.g. ``float('-inf')`` for max pooling, which never picks a pad)."""
     t, b, l, r = p
-    return arg if torch_pad_args(p) else f"F.pad({arg}, ({l}, {r}, {t}, {b}))"
+    fill = f", value={value}" if value else ""
+    return arg if torch_pad_args(p) else f"F.pad({arg}, ({l}, {r}, {t}, {b}){fill})"
+
+
+def weight_and_bias(rank: int, a: dict) -> dict[str, int]:
+    """The tensors of a layer with a weight of ``rank`` and an optional bias."""
+    return {"weight": rank} | ({"bias": 1} if a["bias"] else {})
 
 
 def check_groups(cin: int, a: dict) -> None:
@@ -88,6 +96,9 @@ class Conv2d(Op):
     def torch_forward(self, a, ins, out, args, mod):
         return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0])})"
 
+    def torch_params(self, a):
+        return weight_and_bias(4, a)
+
 
 @register
 class ConvTranspose2d(Op):
@@ -136,3 +147,6 @@ class ConvTranspose2d(Op):
         return (f"nn.ConvTranspose2d({ins[0][0]}, {a['out']}, kernel_size={a['kernel']}, "
                 f"stride={a['stride']}, padding={a['padding']}, output_padding={a['output_padding']}, "
                 f"groups={a['groups']}, bias={a['bias']}, dilation={a['dilation']})")
+
+    def torch_params(self, a):
+        return weight_and_bias(4, a)

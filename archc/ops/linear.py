@@ -25,3 +25,6 @@ class Linear(Op):
 
     def torch_init(self, a, ins, out):
         return f"nn.Linear({ins[0][-1]}, {a['out']}, bias={a['bias']})"
+
+    def torch_params(self, a):
+        return {"weight": 2} | ({"bias": 1} if a["bias"] else {})

@@ -30,6 +30,9 @@ class _BatchNorm(Op):
         return (f"nn.{self.torch_class}({ins[0][0]}, eps={a['eps']!r}, momentum={a['momentum']!r}, "
                 f"affine={a['affine']})")
 
+    def torch_params(self, a):
+        return {"weight": 1, "bias": 1} if a["affine"] else {}
+
 
 @register
 class BatchNorm1d(_BatchNorm):
@@ -69,6 +72,9 @@ class LayerNorm(Op):
     def torch_init(self, a, ins, out):
         return (f"nn.LayerNorm({list(ins[0][-a['dims']:])}, eps={a['eps']!r}, "
                 f"elementwise_affine={a['affine']})")
+
+    def torch_params(self, a):
+        return {"weight": a["dims"], "bias": a["dims"]} if a["affine"] else {}
 
 
 @register

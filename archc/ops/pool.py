@@ -10,6 +10,8 @@ from archc.ops.conv import conv_pads, pad_forward, torch_pad_args
 from archc.ops.registry import (Attr, Bool, Op, Padding, Pair, Window, need_rank, register,
                                 window_out)
 
+NEG_INF = "float('-inf')"
+
 
 class _Pool2d(Op):
     kind = ""
@@ -61,6 +63,11 @@ class MaxPool2d(_Pool2d):
         return (f"nn.MaxPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
                 f"dilation={a['dilation']}, ceil_mode={a['ceil_mode']})")
 
+    def torch_forward(self, a, ins, out, args, mod):
+        # Asymmetric padding is an F.pad first, filled with -inf so that a pad is never the
+        # maximum (TensorFlow's 'same' max pool ignores padding; so does torch's own).
+        return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0], NEG_INF)})"
+
 
 @register
 class AvgPool2d(_Pool2d):
@@ -73,6 +80,16 @@ class AvgPool2d(_Pool2d):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
         return (f"nn.AvgPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
                 f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
+
+    def torch_forward(self, a, ins, out, args, mod):
+        p = conv_pads(a, ins[0])
+        if torch_pad_args(p) or a["count_include_pad"]:
+            return super().torch_forward(a, ins, out, args, mod)
+        # Asymmetric padding whose zeros must not count (TensorFlow's 'same' average): the
+        # mean of the zero-padded input over the mean of a zero-padded mask of ones is the
+        # sum over the real pixels divided by their number.
+        ones = f"torch.ones_like({args[0]}[:1, :1])"
+        return f"{mod}({pad_forward(p, args[0])}) / {mod}({pad_forward(p, ones)})"
 
 
 @register

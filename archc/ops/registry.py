@@ -250,6 +250,11 @@ class Op:
         """Source of the expression computing the output from ``args`` (variable names)."""
         return f"{mod}({args[0]})"
 
+    def torch_params(self, a: dict) -> dict[str, int]:
+        """The parameter tensors of the module ``torch_init`` builds: name -> rank. The
+        initialisers (archc/backends/torch/init.py) read it; fan-based schemes need rank ≥ 2."""
+        return {}
+
 
 @dataclass(frozen=True)
 class Window:

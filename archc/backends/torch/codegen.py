@@ -1,0 +1,340 @@
+"""Graph IR -> the source of one standalone PyTorch module (torch-free code generation).
+
+The generated file imports torch only and holds one class named after the spec. Its
+``__init__`` builds the submodules along the spec's hierarchy — a block instance is a
+``Block`` container, a repeated layer's instances are named ``0``, ``1``… as in
+``nn.Sequential`` — so state_dict keys read ``layer1.0.conv2d_1.weight``. ``forward`` is
+straight-line code in topological order, what a person would write by hand::
+
+    x = self.conv2d_1(x)  # (64, 112, 112)
+    x1 = self.layer1[0].conv2d_1(x)  # (64, 56, 56)
+    x = x + x1  # layer1.0.add_1 (64, 56, 56)
+
+Every op's code comes from its registry class (``torch_init``, ``torch_forward``); this
+module only names things and orders them. Safety: every name that reaches the source is
+checked to be a plain identifier (or a digit string used as ``[0]``), not a keyword, not a
+name nn.Module already uses; attribute values are rendered by the op classes from checked
+numbers, booleans, tuples and closed enums; free text (the spec's name and file) appears
+only inside ``repr()``-quoted comments. The result is parsed once before it is returned.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archc.errors import SpecError, SpecErrors
+from archc.ir.graph import INPUT, Graph
+from archc.ops.registry import get_op
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_INDEX = re.compile(r"[0-9]+")
+# Public names of torch.nn.Module (tests/backends/test_torch_source.py keeps this in step
+# with the installed torch) and the generated class's own methods: a submodule called
+# `train` or `forward` would shadow them. Names starting with `_` are refused as a whole.
+MODULE_ATTRS = frozenset("""
+T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+get_submodule half ipu load_state_dict modules mtia named_buffers named_children
+named_modules named_parameters parameters register_backward_hook register_buffer
+register_forward_hook register_forward_pre_hook register_full_backward_hook
+register_full_backward_pre_hook register_load_state_dict_post_hook
+register_load_state_dict_pre_hook register_module register_parameter
+register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
+init_weights
+""".split())
+GENERATED_NAMES = frozenset({"Block", "torch", "nn", "F"})
+
+BLOCK_CLASS = '''
+
+
+class Block(nn.Module):
+    """A container for the layers of one block instance or repeat (it has no forward)."""
+
+    def __getitem__(self, key):
+        return self._modules[str(key)]
+'''
+
+
+# --------------------------------------------------------------------------- names
+
+
+def check_part(part: str, node) -> None:
+    """Refuse a name part that could not be written safely as ``.part`` or ``[part]``."""
+    bad = None
+    if _INDEX.fullmatch(part):
+        return
+    if not (_NAME.fullmatch(part) and part.isascii()):
+        bad = "is not a plain identifier (letters, digits, _; not starting with _ or a digit)"
+    elif keyword.iskeyword(part):
+        bad = "is a Python keyword"
+    elif part in MODULE_ATTRS:
+        bad = "is the name of an nn.Module attribute"
+    if bad:
+        raise SpecErrors([SpecError(f"name {part!r} of node {node.name!r} {bad}", node.pos, node.path,
+                                    "rename the layer (`id:`) or the block instance")])
+
+
+def access(parts) -> str:
+    """``("layer1", "0", "conv1")`` -> ``self.layer1[0].conv1``."""
+    return "self" + "".join(f"[{p}]" if _INDEX.fullmatch(p) else f".{p}" for p in parts)
+
+
+def class_name(name: str) -> str:
+    """``resnet18`` -> ``Resnet18``, ``u-net`` -> ``UNet``; a valid, non-reserved identifier."""
+    words = re.findall(r"[A-Za-z0-9]+", str(name))
+    text = "".join(w[:1].upper() + w[1:] for w in words)
+    if not text or not text[0].isalpha():
+        text = "Net" + text
+    if not text.isascii() or keyword.iskeyword(text) or text in GENERATED_NAMES:
+        text += "Net"
+    assert text.isidentifier()
+    return text
+
+
+# --------------------------------------------------------------------------- __init__
+
+
+@dataclass
+class ModuleTree:
+    """The submodules to create, in creation order: containers before their children."""
+
+    lines: list[str] = field(default_factory=list)
+    leaves: dict[str, str] = field(default_factory=dict)  # node name -> access expression
+    containers: set[tuple] = field(default_factory=set)
+
+
+def build_tree(graph: Graph) -> ModuleTree:
+    tree = ModuleTree()
+    for node in graph.nodes:
+        op = get_op(node.op)
+        parts = tuple(node.name.split("."))
+        for p in parts:
+            check_part(p, node)
+        ins = [graph.shape_of(i) for i in node.inputs]
+        init = op.torch_init(node.attrs, ins, node.meta["shape"])
+        if init is None:
+            continue
+        if parts in tree.containers or any(parts == k[:len(parts)] for k in map(_split, tree.leaves)):
+            raise SpecErrors([SpecError(f"node {node.name!r} clashes with a block of the same name",
+                                        node.pos, node.path, "rename one of them")])
+        for depth in range(1, len(parts)):
+            _container(tree, parts[:depth], node)
+        tree.lines.append(_assign(parts, init))
+        tree.leaves[node.name] = access(parts)
+        if node.meta.get("trainable", True) is False:
+            tree.lines.append(f"{access(parts)}.requires_grad_(False)  # trainable: false")
+    return tree
+
+
+def _split(name: str) -> tuple:
+    return tuple(name.split("."))
+
+
+def _container(tree: ModuleTree, parts: tuple, node) -> None:
+    if parts in tree.containers:
+        return
+    if ".".join(parts) in tree.leaves:
+        raise SpecErrors([SpecError(f"node {node.name!r} is inside {'.'.join(parts)!r}, "
+                                    "which is a layer, not a block", node.pos, node.path,
+                                    "rename one of them")])
+    tree.containers.add(parts)
+    tree.lines.append(_assign(parts, "Block()"))
+
+
+def _assign(parts: tuple, value: str) -> str:
+    parent, last = access(parts[:-1]), parts[-1]
+    if _INDEX.fullmatch(last):
+        return f'{parent}.add_module("{last}", {value})'
+    return f"{parent}.{last} = {value}"
+
+
+# --------------------------------------------------------------------------- forward
+
+
+SENTINEL = "_archc_arg{}_"
+
+
+def _alias_of(op, node, ins) -> int | None:
+    """The input index an op passes through unchanged (identity), else None."""
+    args = [SENTINEL.format(i) for i in range(len(ins))]
+    expr = op.torch_forward(node.attrs, ins, node.meta["shape"], args, "_archc_mod_")
+    return args.index(expr) if expr in args else None
+
+
+def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]:
+    """The body of forward. Values live in few variables: a value's variable is reused
+    once its last reader has run (``x = self.conv(x)``), unless ``return_all`` keeps every
+    value and returns them by node name (for tests)."""
+    alias, last_use, real = _values(graph)
+    keep = set(alias[o] for o in graph.outputs)
+    var = {INPUT: "x"}
+    free, count, lines = [], [0], []
+
+    def fresh():
+        if free and not return_all:
+            return free.pop(0)
+        count[0] += 1
+        return f"x{count[0]}"
+
+    for i, node in enumerate(graph.nodes):
+        if node.name not in real:
+            var[node.name] = var[alias[node.name]]
+            continue
+        op = get_op(node.op)
+        srcs = [alias[n] for n in node.inputs]
+        ins = [graph.shape_of(n) for n in node.inputs]
+        expr = op.torch_forward(node.attrs, ins, node.meta["shape"], [var[s] for s in srcs],
+                                tree.leaves.get(node.name))
+        dying = [] if return_all else [s for s in dict.fromkeys(srcs) if last_use[s] == i and s not in keep]
+        for s in dying[1:]:
+            free.append(var[s])
+        target = var[dying[0]] if dying else fresh()
+        free.sort(key=_var_order)
+        var[node.name] = target
+        label = "" if node.name in tree.leaves else f"{node.name} "
+        lines.append(f"{target} = {expr}  # {label}{_shape(node.meta['shape'])}")
+    if return_all:
+        items = ", ".join(f"{n.name!r}: {var[n.name]}" for n in graph.nodes)
+        lines.append(f"return {{{items}}}")
+    else:
+        lines.append("return " + ", ".join(var[alias[o]] for o in graph.outputs))
+    return lines
+
+
+def _values(graph: Graph):
+    """(alias: node -> the node whose value it is, last_use: value -> index of its last
+    reader, real: nodes that compute something)."""
+    alias, last_use, real = {INPUT: INPUT}, {INPUT: -1}, set()
+    for i, node in enumerate(graph.nodes):
+        op = get_op(node.op)
+        ins = [graph.shape_of(n) for n in node.inputs]
+        k = _alias_of(op, node, ins)
+        if k is not None:
+            alias[node.name] = alias[node.inputs[k]]
+            continue
+        alias[node.name] = node.name
+        real.add(node.name)
+        last_use[node.name] = i
+        for n in node.inputs:
+            last_use[alias[n]] = i
+    return alias, last_use, real
+
+
+def _var_order(name: str) -> int:
+    return 0 if name == "x" else int(name[1:])
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _batch(shape) -> str:
+    return "(batch, " + ", ".join(map(str, shape)) + ")"
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def as_graph(spec, network=None, overrides=None, preset=None) -> Graph:
+    """An analysed graph from a Graph, a path (``FILE:NAME``), a zoo name, or YAML text."""
+    if isinstance(spec, Graph):
+        if network or overrides or preset:
+            raise TypeError("network, overrides and preset apply to a spec, not to a Graph")
+        return spec
+    from archc.api import load
+    from archc.zoo import resolve
+
+    if isinstance(spec, str) and "\n" not in spec:
+        spec = resolve(spec)  # "resnet50" names the zoo spec
+    return load(spec, network, overrides, preset)
+
+
+def generate_source(spec, network=None, overrides=None, preset=None, init=None,
+                    return_all: bool = False) -> str:
+    """The standalone PyTorch source of a spec: one module that imports torch only.
+
+    ``spec`` is what :func:`archc.build` takes; ``init`` the network default
+    initialisation; ``return_all`` makes forward return every node's value by name.
+
+    >>> src = generate_source("archc: 1\\nname: tiny\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n")
+    >>> "class Tiny(nn.Module):" in src and "self.linear_1 = nn.Linear(4, 2, bias=True)" in src
+    True
+    """
+    return generate(as_graph(spec, network, overrides, preset), init, return_all)
+
+
+def generate(graph: Graph, init=None, return_all: bool = False, name: str | None = None) -> str:
+    """The source of a standalone module for ``graph`` (analysed). ``init`` is the network
+    default initialisation (else ``train.init``); ``return_all`` makes forward return a
+    dict of every node's value (tests). Raises SpecErrors for names that cannot be code."""
+    from archc.backends.torch.init import plan
+
+    _check_values(graph)
+    cls = class_name(name or graph.name)
+    tree = build_tree(graph)
+    calls = plan(graph, init)
+    body = ["", "", f"class {cls}(nn.Module):", *_docstring(graph),
+            "    def __init__(self):", "        super().__init__()"]
+    body += [f"        {line}" for line in tree.lines]
+    if calls:
+        body.append("        self.init_weights()")
+        body += ["", "    @torch.no_grad()", "    def init_weights(self):",
+                 '        """The initialisation the spec asks for (torch\'s default elsewhere)."""']
+        body += [f"        {_init_line(c, tree)}" for c in calls]
+    body += ["", f"    def forward(self, x):  # x: {_batch(graph.input_shape)}"]
+    body += [f"        {line}" for line in forward_lines(graph, tree, return_all)]
+    source = "\n".join(_header(graph) + body) + "\n"
+    if tree.containers:
+        source = source.replace("\n\n\nclass ", BLOCK_CLASS + "\n\nclass ", 1)
+    ast.parse(source)  # a bug here must fail loudly, never produce a broken file
+    return source
+
+
+def _check_values(graph: Graph) -> None:
+    """Attribute values are numbers, booleans, None, tuples of them, or enum strings (no
+    quotes, no spaces); a non-finite float (``.inf`` in YAML) has no source form."""
+    for node in graph.nodes:
+        for key, value in node.attrs.items():
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                ok = (v is None or isinstance(v, (bool, int))
+                      or (isinstance(v, float) and math.isfinite(v))
+                      or (isinstance(v, str) and _NAME.fullmatch(v) is not None))
+                if not ok:
+                    raise SpecErrors([SpecError(f"`{node.name}`: attribute {key} = {value!r} cannot be "
+                                                "compiled", node.pos, f"{node.path}.{key}",
+                                                "use a finite number")])
+
+
+def _init_line(call, tree: ModuleTree) -> str:
+    args = "".join(f", {k}={v!r}" for k, v in call.kwargs)
+    return f"nn.init.{call.function}({tree.leaves[call.node]}.{call.tensor}{args})"
+
+
+def _docstring(graph: Graph) -> list[str]:
+    out = ", ".join(_shape(s) for s in graph.summary.output_shapes)
+    return [f'    """Input {_batch(graph.input_shape)} -> output {out} (batch first)."""', ""]
+
+
+def _header(graph: Graph) -> list[str]:
+    import archc
+
+    s = graph.summary
+    source = Path(graph.file).name if graph.file else ""
+    return [
+        f"# Generated by archc {archc.__version__} — edit the spec and recompile rather than this file.",
+        f"# spec: {graph.name!r} from {source!r}",
+        f"# spec hash: {graph.spec_hash if re.fullmatch('[0-9a-f]*', graph.spec_hash) else '?'}",
+        f"# input: {_shape(graph.input_shape)}; outputs: "
+        + ", ".join(f"{o!r} {_shape(graph.shape_of(o))}" for o in graph.outputs),
+        f"# params: {s.total_params:,} (trainable {s.trainable_params:,}); buffers: {s.buffers:,}; "
+        f"MACs: {s.macs:,}",
+        "import torch",
+        "from torch import nn",
+        "import torch.nn.functional as F  # noqa: F401",
+    ]
