@@ -94,6 +94,8 @@ def test_every_network_of_every_zoo_spec_validates(path):
         assert all(n.meta.get("shape") for n in g.nodes), "every node has a static shape"
         label = path.stem if len(graphs) == 1 else f"{path.stem}:{g.name}"
         assert (label, None) in EXPECTED, f"add {label} to the table of expected numbers"
+    result = CliRunner().invoke(main, ["validate", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("path", zoo_specs(), ids=lambda p: p.stem)
@@ -195,6 +197,20 @@ def test_resnet_parameter_holders_match_torchvision_module_names(name):
     theirs = {k.rsplit(".", 1)[0].replace("downsample.0", "downsample.conv")
               .replace("downsample.1", "downsample.bn") for k, _ in model.named_parameters()}
     ours = {n.name for n in archc.load(target_path(name)).nodes if n.meta.get("params")}
+    assert ours == theirs
+
+
+def test_googlenet_parameter_holders_match_torchvision_module_names():
+    model = torchvision_model("googlenet")
+    renames = {"branch2.0": "branch2_reduce", "branch2.1": "branch2", "branch3.0": "branch3_reduce",
+               "branch3.1": "branch3", "branch4.1": "branch4"}
+    theirs = set()
+    for key, _ in model.named_parameters():
+        module = key.rsplit(".", 1)[0]
+        for old, new in renames.items():
+            module = module.replace(old, new)
+        theirs.add(module)
+    ours = {n.name for n in archc.load(target_path("googlenet")).nodes if n.meta.get("params")}
     assert ours == theirs
 
 
