@@ -13,6 +13,7 @@ from pathlib import Path
 
 from archc.analysis.analyse import analyse
 from archc.errors import SpecErrors
+from archc.gcpause import gc_paused
 from archc.ir.graph import Graph
 from archc.spec.document import Document, load_document
 from archc.spec.expand import expand
@@ -37,6 +38,7 @@ def load_doc(source, preset: str | None = None, overrides: dict | None = None) -
     return load_document(path, preset=preset, overrides=overrides), network
 
 
+@gc_paused
 def load(source, network: str | None = None, overrides: dict | None = None,
          preset: str | None = None) -> Graph:
     """Load, validate, expand and analyse one network.
@@ -51,6 +53,7 @@ def load(source, network: str | None = None, overrides: dict | None = None,
     return graph
 
 
+@gc_paused
 def load_all(source, overrides: dict | None = None, preset: str | None = None) -> list[Graph]:
     """Every network of a file (or the one named by ``FILE:NAME``), analysed; errors of all
     networks are collected before raising."""

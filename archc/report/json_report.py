@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from archc.gcpause import gc_paused
 from archc.ir.graph import Graph
 
 FORMAT = "archc.report/1"
@@ -46,6 +47,7 @@ def graph_dict(g: Graph) -> dict:
     }
 
 
+@gc_paused
 def render(graphs: list[Graph]) -> str:
     """The report as JSON text: one key per line, one layer per line.
 

@@ -170,10 +170,26 @@ def build_schema() -> dict:
 
 
 @lru_cache(maxsize=1)
+def _shipped_schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+@lru_cache(maxsize=1)
 def _validator():
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    return Draft202012Validator(_shipped_schema())
+
+
+@lru_cache(maxsize=1)
+def _quick_check():
+    """The yes/no fast path (archc/spec/quickcheck.py), or None if it cannot read the schema."""
+    from archc.spec.quickcheck import Unsupported, compile_schema
+
+    try:
+        return compile_schema(_shipped_schema())
+    except Unsupported:
+        return None
 
 
 def _locate(tree, path) -> tuple:
@@ -249,7 +265,13 @@ def short(value) -> str:
 
 
 def validate_tree(tree) -> list[SpecError]:
-    """Check a located tree against the shipped schema; every error, located."""
+    """Check a located tree against the shipped schema; every error, located.
+
+    A valid tree is recognised by the compiled yes/no check without importing jsonschema
+    (startup time); any other tree goes through jsonschema, which reports every error."""
+    quick = _quick_check()
+    if quick is not None and quick(tree):
+        return []
     errors = []
     for err in _validator().iter_errors(tree):
         path = list(err.absolute_path)
