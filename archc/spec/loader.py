@@ -5,7 +5,8 @@ Untrusted YAML must never execute anything and never exhaust the machine, so:
 * only YAML's safe tags are constructed (``!!python/...`` is an error, never run);
 * the file size, nesting depth and the size of the tree *after* alias expansion are
   bounded, so a "billion laughs" alias bomb is rejected before anything walks it;
-* duplicate mapping keys are errors (YAML silently keeps the last one).
+* duplicate mapping keys are errors (YAML silently keeps the last one); mapping keys are
+  text; YAML dates stay text; every duplicate of a file is reported at once.
 
 Mappings become :class:`LDict` and sequences :class:`LList`; both record the position
 of each child (``pos_of(key)``) so later stages can point at the line of any value.
@@ -13,13 +14,18 @@ of each child (``pos_of(key)``) so later stages can point at the line of any val
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from archc.errors import Pos, SpecError, SpecErrors
 
 MAX_BYTES = 4 * 1024 * 1024  # 4 MiB of YAML is far beyond any real network spec
 MAX_DEPTH = 64  # nesting of mappings/sequences
-MAX_NODES = 2_000_000  # YAML nodes after alias expansion
+# Values (scalars, mappings, sequences) in the file, and after alias expansion. The
+# largest zoo spec holds about a thousand; 100,000 keeps the worst case (schema check and
+# expansion of a 4 MiB file) to a few seconds.
+MAX_NODES = 100_000
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -59,6 +65,13 @@ def _mark(mark, file: str) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
+def _index_pos(text: str, index: int, file: str) -> Pos:
+    """The line and column of a character index (reader errors give only the index)."""
+    index = max(0, min(index, len(text)))
+    line = text.count("\n", 0, index) + 1
+    return Pos(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
+
+
 def _check_size(root, file: str) -> None:
     """Reject trees whose alias expansion is out of bounds, without expanding them."""
     sizes: dict[int, int] = {}
@@ -76,7 +89,7 @@ def _check_size(root, file: str) -> None:
                 raise SpecErrors.one(
                     f"the document expands to more than {MAX_NODES:,} values through aliases",
                     _mark(node.start_mark, file),
-                    fix="remove the recursive or repeated aliases (a 'billion laughs' document)")
+                    fix="remove the nested aliases (*name); this looks like a 'billion laughs' bomb")
             continue
         if id(node) in sizes:
             continue
@@ -84,14 +97,24 @@ def _check_size(root, file: str) -> None:
         stack.extend((c, False) for c in children if id(c) not in sizes)
 
 
-def _check_depth(text: str, file: str) -> None:
-    """Bound the nesting depth from the event stream before composing.
+def _check_depth(text: str, file: str) -> bool:
+    """Bound the nesting depth and the number of values from the event stream, before
+    composing, and stop at the first event past a bound.
 
     libyaml's composer recurses in C: a document nested 100,000 levels deep crashes the
     interpreter instead of raising, so the depth is checked on the (flat) event stream.
+    Returns whether the composed tree's size still needs :func:`_check_size`: only a
+    document with aliases can expand beyond its events.
     """
-    depth = 0
+    depth, values, aliases = 0, 0, False
     for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.NodeEvent):  # scalar, alias, mapping or sequence start
+            values += 1
+            aliases = aliases or isinstance(event, yaml.AliasEvent)
+            if values > MAX_NODES:
+                raise SpecErrors.one(
+                    f"the file holds more than {MAX_NODES:,} values", _mark(event.start_mark, file),
+                    fix="a network spec holds a few thousand; use `repeat` and blocks")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
@@ -100,38 +123,130 @@ def _check_depth(text: str, file: str) -> None:
                     fix="flatten the structure; no network spec needs this depth")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+    return aliases
 
 
-def _make_loader(file: str):
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _make_loader(file: str, problems: list):
+    """A safe loader building LDict/LList; key problems are appended to ``problems`` as
+    (message, key position, (mapping, key), fix) so that all of them are reported together.
+    Merge keys (``<<: *defaults``) work as in YAML 1.1: the mapping's own keys win."""
+
     class Loader(_BaseLoader):
-        pass
+        def child(self, node):
+            """construct_object, with a value PyYAML cannot build (``!!int x``, an integer
+            of 5,000 digits) reported at its own line instead of escaping as a Python error."""
+            try:
+                return self.construct_object(node, deep=True)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read this value: {str(exc).split(';')[0]}",
+                    node.start_mark) from None
 
     def construct_mapping(loader, node):
-        out = LDict()
+        _expect(node, yaml.MappingNode, "a mapping")
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+        loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
+        merged = len(node.value) - own
+        out, own_keys = LDict(), set()
         out.pos, out.key_pos, out.val_pos = _mark(node.start_mark, file), {}, {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            kpos = _mark(key_node.start_mark, file)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                raise SpecErrors.one("mapping keys must be plain scalars", kpos)
-            if key in out:
-                raise SpecErrors.one(
-                    f"duplicate key {key!r}", kpos,
-                    fix=f"the first {key!r} is at line {out.key_pos[key].line}; keep one")
-            out[key] = loader.construct_object(value_node, deep=True)
-            out.key_pos[key] = kpos
-            out.val_pos[key] = _mark(value_node.start_mark, file)
+        for i, (key_node, value_node) in enumerate(node.value):
+            key, kpos = loader.child(key_node), _mark(key_node.start_mark, file)
+            if not isinstance(key, str):
+                problems.append((f"mapping key {_short(key)} is not text", kpos, (out, None),
+                                 "quote it, or use a name: keys are names or attributes"))
+                continue
+            if key in own_keys:
+                first = out.key_pos[key]
+                problems.append((f"duplicate key {key!r}", kpos, (out, key),
+                                 f"the first {key!r} is at line {first.line}, column {first.col}; "
+                                 "keep one"))
+                continue
+            if i >= merged:
+                own_keys.add(key)
+            out[key] = loader.child(value_node)
+            out.key_pos[key], out.val_pos[key] = kpos, _mark(value_node.start_mark, file)
         return out
 
     def construct_sequence(loader, node):
-        out = LList(loader.construct_object(c, deep=True) for c in node.value)
+        _expect(node, yaml.SequenceNode, "a list")
+        out = LList(loader.child(c) for c in node.value)
         out.pos = _mark(node.start_mark, file)
         out.item_pos = [_mark(c.start_mark, file) for c in node.value]
         return out
 
     Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     Loader.add_constructor("tag:yaml.org,2002:seq", construct_sequence)
+    # A date stays the text it was written as; sets, binary, ordered maps are refused.
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
+    for tag in ("set", "binary", "omap", "pairs"):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refuse)
     return Loader
+
+
+def _expect(node, kind, what: str) -> None:
+    if not isinstance(node, kind):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag!r} needs {what} here", node.start_mark)
+
+
+def _refuse(loader, node):
+    raise yaml.constructor.ConstructorError(
+        None, None, f"no constructor for the tag {node.tag!r}", node.start_mark)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _paths(tree) -> dict[int, str]:
+    """id of every mapping/sequence of a tree -> its spec path (``layers[2].conv2d``)."""
+    out, stack = {}, [(tree, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in out:
+            continue
+        out[id(node)] = path
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if isinstance(v, (dict, list)):
+                stack.append((v, f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else k))
+    return out
+
+
+def _key_errors(problems: list, tree) -> SpecErrors:
+    paths, errors = _paths(tree), []
+    for message, kpos, (mapping, key), fix in problems:
+        path = paths.get(id(mapping), "")
+        if key is not None:
+            path = f"{path}.{key}" if path else key
+        errors.append(SpecError(message, kpos, path, fix))
+    return SpecErrors(errors)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
+    """A YAML parse error as one located SpecError: the problem where it was found, and
+    the construct it broke (``in the flow mapping started at line 4``)."""
+    problem = (exc.problem or "").strip()
+    mark = exc.problem_mark or exc.context_mark
+    pos = _mark(mark, file) if mark else Pos(file)
+    if "maximum nesting depth" in problem:
+        return SpecError(f"nesting deeper than {MAX_DEPTH} levels", pos, "",
+                         "flatten the structure; no network spec needs this depth")
+    if "single document" in (exc.context or ""):
+        return SpecError("the file holds more than one YAML document (`---`)", pos, "",
+                         "keep one document; several networks go under `networks:`")
+    if isinstance(exc, yaml.composer.ComposerError) and "alias" in problem:
+        return SpecError(f"YAML error: {problem}", pos, "", "define the anchor (&name) before using *name")
+    what = problem
+    if exc.context and exc.context_mark:
+        started = f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        what += f" ({exc.context.replace('while ', '')} started at {started})"
+    return SpecError(f"YAML syntax error: {what}", pos, "",
+                     "check indentation, colons, quotes and brackets here and on the lines above")
 
 
 def load_yaml(text: str, file: str = "<string>"):
@@ -147,35 +262,54 @@ def load_yaml(text: str, file: str = "<string>"):
     if not text.strip():
         raise SpecErrors.one("the file is empty", Pos(file, 1, 1),
                              fix="start from a zoo spec: `archc zoo` lists them")
-    loader = _make_loader(file)(text)
+    problems: list = []
+    loader = _make_loader(file, problems)(text)
     try:
-        _check_depth(text, file)
+        needs_size_check = _check_depth(text, file)
         node = loader.get_single_node()
         if node is None:
-            raise SpecErrors.one("the file holds no YAML document", Pos(file, 1, 1),
-                                 fix="write a mapping with at least `layers:`")
-        _check_size(node, file)
-        return loader.construct_document(node)
+            raise SpecErrors.one("the file holds no YAML document, only comments", Pos(file, 1, 1),
+                                 fix="write a mapping with `archc: 1`, `input:` and `layers:`")
+        if needs_size_check:
+            _check_size(node, file)
+        tree = loader.construct_document(node)
     except SpecErrors:
         raise
     except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        tag = (exc.problem or "").strip()
-        raise SpecErrors([SpecError(
-            f"unsupported YAML tag ({tag})" if "tag" in tag else f"YAML error: {tag}",
-            _mark(mark, file) if mark else Pos(file),
-            fix="archc reads plain YAML only; tags such as !!python/... are never executed")])
+        raise SpecErrors([_tag_error(exc, file)]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise SpecErrors([SpecError(f"YAML syntax error: {what}",
-                                    _mark(mark, file) if mark else Pos(file),
-                                    fix="check indentation, colons and brackets on this line")])
-    except yaml.YAMLError as exc:  # reader errors: bad characters, bad encoding
+        raise SpecErrors([_syntax_error(exc, file)]) from None
+    except yaml.reader.ReaderError as exc:  # bad characters
+        raise SpecErrors.one(f"character U+{exc.character:04X} is not allowed in YAML",
+                             _index_pos(text, exc.position, file),
+                             fix="remove control characters; save the file as UTF-8 text") from None
+    except yaml.YAMLError as exc:
         raise SpecErrors.one(f"cannot read YAML: {str(exc).splitlines()[0]}", Pos(file),
-                             fix="save the file as UTF-8 text without control characters")
+                             fix="save the file as UTF-8 text without control characters") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a scalar document
+        raise SpecErrors.one(f"YAML error: cannot read this value: {str(exc).split(';')[0]}",
+                             Pos(file, 1, 1), fix="write plain mappings, lists, text and numbers") from None
     except RecursionError:
         raise SpecErrors.one("nesting is too deep to read", Pos(file),
                              fix="flatten the structure") from None
     finally:
         loader.dispose()
+    if problems:
+        raise _key_errors(problems, tree)
+    return tree
+
+
+def _tag_error(exc, file: str) -> SpecError:
+    """A tag that is not plain data (``!!python/object/apply:os.system``): refused, never
+    run; or a value PyYAML could not build."""
+    mark = exc.problem_mark or exc.context_mark
+    pos = _mark(mark, file) if mark else Pos(file)
+    problem = exc.problem or ""
+    quoted = re.search(r"constructor for the tag '([^']*)'", problem)
+    if quoted:
+        tag = quoted.group(1).replace("tag:yaml.org,2002:", "!!")
+        return SpecError(f"YAML tag {tag} is not allowed", pos, "",
+                         "archc reads plain data only (mappings, lists, text, numbers); "
+                         "tags are never executed")
+    return SpecError(f"YAML error: {problem.replace('tag:yaml.org,2002:', '!!')}", pos, "",
+                     "write plain mappings, lists, text and numbers")
