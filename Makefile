@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean schema
+.PHONY: demo test bench clean schema sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,18 @@ demo: $(VENV)/.core
 	$(BIN)/archc validate specs/resnet50.yaml
 	$(BIN)/archc zoo
 
-test: $(VENV)/.test
+# Graphviz and Chromium for the picture tests (tests/report/test_graph*.py), from Debian's
+# packages, installed only when missing and only as root; if apt fails, those tests skip
+# and say why.
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	   ! { command -v dot && command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      graphviz chromium chromium-driver >/dev/null; } \
+	  || echo "warning: could not install graphviz/chromium: the picture tests will skip"; \
+	fi
+
+test: $(VENV)/.test sysdeps
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: $(VENV)/.test
