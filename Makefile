@@ -38,6 +38,7 @@ test: $(VENV)/.test sysdeps
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 bench: $(VENV)/.test
+	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python bench/run_all.py
 
 schema:

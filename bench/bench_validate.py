@@ -1,0 +1,174 @@
+"""Benchmark of `archc validate` (issue 2): wall time of whole processes, start included.
+
+1. `archc validate specs/resnet50.yaml --format json` against torchinfo's summary of
+   torchvision's resnet50, each run as a subprocess, alternating (archc, torchinfo,
+   archc, ...) so both see the same machine load; medians and their ratio.
+2. Generated specs of about 1k, 10k and 50k nodes (written to a temporary folder):
+   a residual block repeated in stages, and a flat list with every layer written out.
+   Time should grow linearly with the node count.
+
+Usage (torchinfo comes from requirements-bench.txt)::
+
+    .venv/bin/pip install -r requirements-bench.txt
+    .venv/bin/python bench/bench_validate.py            # everything, markdown on stdout
+    .venv/bin/python bench/bench_validate.py --no-torchinfo --runs 9
+
+This is a measurement, not a test: nothing fails when a figure is slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESNET50 = ROOT / "specs" / "resnet50.yaml"
+TORCHINFO = ("import torchvision, torchinfo; "
+             "torchinfo.summary(torchvision.models.resnet50(), input_size=(1, 3, 224, 224))")
+
+
+def archc_command() -> list[str]:
+    """The installed console script beside this Python (as a user runs it)."""
+    script = Path(sys.executable).with_name("archc")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archc"]
+
+
+def wall(cmd: list[str]) -> float:
+    """Seconds one subprocess takes, start to exit; its output is discarded."""
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start
+
+
+def resnet50_vs_torchinfo(runs: int, with_torchinfo: bool) -> dict:
+    archc = archc_command() + ["validate", str(RESNET50), "--format", "json"]
+    torchinfo = [sys.executable, "-c", TORCHINFO]
+    wall(archc)  # warm the file cache (both tools get one untimed run)
+    if with_torchinfo:
+        wall(torchinfo)
+    a, t = [], []
+    for _ in range(runs):  # alternate, so both see the same load
+        a.append(wall(archc))
+        if with_torchinfo:
+            t.append(wall(torchinfo))
+    out = {"archc_runs": a, "archc_median": statistics.median(a)}
+    if t:
+        out |= {"torchinfo_runs": t, "torchinfo_median": statistics.median(t),
+                "ratio": statistics.median(t) / statistics.median(a)}
+    return out
+
+
+# -- generated specs ---------------------------------------------------------------------
+
+UNIT = """\
+blocks:
+  unit:                       # a residual unit: 7 nodes (`short` is skipped)
+    args: {out: required}
+    layers:
+      - conv2d: {out: $out, kernel: 3, padding: 1, bias: false}
+      - batchnorm2d
+      - relu
+      - conv2d: {out: $out, kernel: 3, padding: 1, bias: false}
+      - batchnorm2d: {id: main}
+      - conv2d: {from: input, out: $out, kernel: 1, id: short, when: "input.channels != $out"}
+      - add: {from: [main, short]}
+      - relu
+"""
+
+
+def repeated_spec(nodes: int) -> str:
+    """About `nodes` nodes: stages of at most 1,000 repeated residual units."""
+    units, lines = max(1, nodes // 7), []
+    stage = 0
+    while units > 0:
+        n = min(units, 1000)
+        lines.append(f"  - unit: {{id: stage{stage}, out: $width, repeat: {n}}}")
+        units, stage = units - n, stage + 1
+    return ("archc: 1\nname: repeated\ninput: [8, 16, 16]\nvars: {width: 8}\n" + UNIT
+            + "layers:\n" + "\n".join(lines) + "\n")
+
+
+def flat_spec(nodes: int) -> str:
+    """About `nodes` nodes, every layer written out (a residual chain of 4-node steps)."""
+    lines = []
+    for i in range(max(1, nodes // 4)):
+        skip = "input" if i == 0 else f"add{i - 1}"
+        lines += [f"  - conv2d: {{out: 8, kernel: 3, padding: 1, id: conv{i}}}",
+                  f"  - batchnorm2d: {{id: bn{i}}}", f"  - relu: {{id: relu{i}}}",
+                  f"  - add: {{id: add{i}, from: [relu{i}, {skip}]}}"]
+    return "archc: 1\nname: flat\ninput: [8, 16, 16]\nlayers:\n" + "\n".join(lines) + "\n"
+
+
+def count_nodes(cmd: list[str]) -> int:
+    report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return len(report["layers"])
+
+
+def generated(sizes: list[int], runs: int, folder: Path) -> list[dict]:
+    rows = []
+    for kind, make in (("repeated blocks", repeated_spec), ("flat list", flat_spec)):
+        for size in sizes:
+            if kind == "flat list" and size > 20_000:
+                continue  # 50k written-out layers exceed the loader's 100,000-value bound
+            path = folder / f"{kind.split()[0]}_{size}.yaml"
+            path.write_text(make(size))
+            cmd = archc_command() + ["validate", str(path), "--format", "json"]
+            nodes = count_nodes(cmd)
+            times = [wall(cmd) for _ in range(runs)]
+            rows.append({"kind": kind, "nodes": nodes, "bytes": path.stat().st_size,
+                         "median": statistics.median(times), "runs": times})
+    return rows
+
+
+def markdown(head: dict, rows: list[dict]) -> str:
+    out = ["| command | median wall (s) | runs (s) |", "|---|---:|---|"]
+    fmt = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
+    out.append(f"| archc validate specs/resnet50.yaml --format json | {head['archc_median']:.3f} "
+               f"| {fmt(head['archc_runs'])} |")
+    if "torchinfo_median" in head:
+        out.append(f"| torchinfo.summary(torchvision resnet50) | {head['torchinfo_median']:.3f} "
+                   f"| {fmt(head['torchinfo_runs'])} |")
+        out.append(f"\narchc is **{head['ratio']:.1f}×** faster (ratio of medians).")
+    out += ["", "| generated spec | nodes | YAML bytes | median wall (s) | ms per 1k nodes |",
+            "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['kind']} | {r['nodes']:,} | {r['bytes']:,} | {r['median']:.3f} "
+                   f"| {1000 * 1000 * r['median'] / r['nodes']:.0f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=7, help="timed runs of each resnet50 command")
+    ap.add_argument("--gen-runs", type=int, default=3, help="timed runs of each generated spec")
+    ap.add_argument("--sizes", default="1000,10000,50000", help="node counts of generated specs")
+    ap.add_argument("--no-torchinfo", action="store_true", help="skip the torchinfo comparison")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = ap.parse_args()
+    with_torchinfo = not args.no_torchinfo
+    if with_torchinfo and subprocess.run([sys.executable, "-c", "import torchinfo, torchvision"],
+                                         capture_output=True).returncode:
+        sys.exit("torchinfo or torchvision is missing: pip install -r requirements-bench.txt "
+                 "(or pass --no-torchinfo)")
+    print(f"# {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.executable}", file=sys.stderr)
+    head = resnet50_vs_torchinfo(args.runs, with_torchinfo)
+    folder = Path(tempfile.mkdtemp(prefix="archc-bench-"))
+    try:
+        rows = generated([int(s) for s in args.sizes.split(",")], args.gen_runs, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(markdown(head, rows))
+    if args.json:
+        args.json.write_text(json.dumps({"resnet50": head, "generated": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
