@@ -192,13 +192,15 @@ def _quick_check():
         return None
 
 
-def _locate(tree, path) -> tuple:
-    """The position of the value at ``path`` in a located tree, and the dotted path text."""
+def _locate(tree, path, key: bool = False) -> tuple:
+    """The position of the value at ``path`` in a located tree (of the key itself with
+    ``key``: an unknown key), and the dotted path text."""
     node, pos, text = tree, getattr(tree, "pos", None), ""
-    for part in path:
+    for i, part in enumerate(path):
         if isinstance(node, (LDict, LList)):
             try:
-                pos = node.pos_of(part)
+                last_key = key and i == len(path) - 1 and isinstance(node, LDict)
+                pos = node.key_pos_of(part) if last_key else node.pos_of(part)
                 node = node[part]
             except (KeyError, IndexError, TypeError):
                 break
@@ -206,26 +208,80 @@ def _locate(tree, path) -> tuple:
     return pos, text
 
 
-def _is_op_attr(path) -> bool:
-    """Errors inside an op's attributes are reported by the op's attribute types."""
+def _is_op_attr(path, validator: str = "") -> bool:
+    """Errors inside an op's attributes are reported by the op's attribute types, and
+    unknown attributes by the expander, together with every other layer's errors."""
     from archc.ops.registry import REGISTRY
 
     for i in range(len(path) - 2):
         if path[i] == "layers" and isinstance(path[i + 1], int) and path[i + 2] in REGISTRY:
-            return len(path) > i + 3 and path[i + 3] not in COMMON_KEYS
+            if len(path) == i + 3:
+                return validator == "additionalProperties"
+            return path[i + 3] not in COMMON_KEYS
     return False
+
+
+_WORDS = {"string": "text", "integer": "an integer", "number": "a number",
+          "boolean": "true or false", "object": "a mapping", "array": "a list", "null": "nothing"}
+_CHECKS = {"string": lambda v: isinstance(v, str), "object": lambda v: isinstance(v, dict),
+           "array": lambda v: isinstance(v, list), "boolean": lambda v: isinstance(v, bool),
+           "null": lambda v: v is None,
+           "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _fits(schema: dict, value) -> bool:
+    """Whether a value has the JSON type a schema (an anyOf branch) is about."""
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return any(_CHECKS[t](value) for t in types)
+    if "enum" in schema or "const" in schema:
+        options = schema.get("enum", [schema.get("const")])
+        return any(type(o) is type(value) for o in options)
+    if "anyOf" in schema:
+        return any(_fits(b, value) for b in schema["anyOf"])
+    return True
+
+
+def _describe(schema: dict) -> str:
+    """A schema in words: `an integer`, `one of sgd, adam`, `an expression ($...)`."""
+    if "anyOf" in schema:
+        return " or ".join(_describe(b) for b in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "const" in schema:
+        return repr(schema["const"])
+    if schema.get("pattern") == EXPR["pattern"]:
+        return "an expression ($...)"
+    types = schema.get("type", [])
+    return " or ".join(_WORDS.get(t, t) for t in (types if isinstance(types, list) else [types]))
+
+
+def _explain(err) -> list[tuple[list, str, str, bool]]:
+    """One jsonschema error -> [(path, message, fix, is an unknown key)]. An anyOf is explained by the branch
+    the value was meant for (the one of its type), else by listing what would fit."""
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        fitting = [i for i, b in enumerate(err.validator_value) if _fits(b, err.instance)]
+        if fitting:
+            errors = [e for e in err.context if e.relative_schema_path[0] == fitting[0]]
+            return [x for e in errors for x in _explain(e)]
+        return [(list(err.absolute_path),
+                 f"expected {_describe(err.schema)}, got {type_name(err.instance)} {short(err.instance)}",
+                 "", False)]
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        from archc.ops.registry import suggest
+
+        known = sorted(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in known]
+        return [(path + [k], f"unknown key {k!r}", suggest(k, known).replace(
+            "`archc ops` lists the op kinds", "known keys: " + ", ".join(known)), True)
+            for k in extra]
+    return [(path, *_message(err), False)]
 
 
 def _message(err) -> tuple[str, str]:
     v, inst = err.validator, err.instance
-    if v == "additionalProperties":
-        extra = sorted(set(inst) - set(err.schema.get("properties", {})))
-        known = sorted(err.schema.get("properties", {}))
-        from archc.ops.registry import suggest
-
-        return (f"unknown key {extra[0]!r}" if extra else err.message,
-                suggest(extra[0], known).replace("`archc ops` lists the op kinds",
-                                                 "known keys: " + ", ".join(known)) if extra else "")
     if v == "required":
         missing = [k for k in err.validator_value if k not in inst]
         if missing == ["archc"]:
@@ -235,13 +291,22 @@ def _message(err) -> tuple[str, str]:
         return (f"unsupported format version {inst!r}",
                 f"this archc reads `archc: {FORMAT_VERSION}`")
     if v == "type":
-        want = err.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
-        return f"expected {want}, got {type_name(inst)} {short(inst)}", ""
+        want = _describe(err.schema)
+        return (f"expected {want}, got {type_name(inst)} {short(inst)}",
+                "quote it" if want == "text" and not isinstance(inst, (dict, list)) else "")
     if v == "enum":
-        return f"{short(inst)} is not one of {', '.join(map(str, err.validator_value))}", ""
+        from archc.ops.registry import suggest
+
+        hint = suggest(str(inst), [str(o) for o in err.validator_value])
+        return (f"{short(inst)} is not one of {', '.join(map(str, err.validator_value))}",
+                hint if hint.startswith("did you mean") else "")
     if v in ("minimum", "exclusiveMinimum", "maximum"):
-        return f"{short(inst)} is out of range ({err.message.split(' is ', 1)[1]})", ""
+        return f"{short(inst)} is out of range ({err.message.split(' is ', 1)[1]})", \
+            f"use {_describe(err.schema)} {_bound(err.schema)}".rstrip()
+    if v in ("minItems", "maxItems"):
+        n = err.validator_value
+        return (f"{short(inst)} has {'too few' if v == 'minItems' else 'too many'} items",
+                f"give {'at least' if v == 'minItems' else 'at most'} {n}")
     if v in ("minProperties", "maxProperties") and err.schema.get("maxProperties") == 1:
         return ("a layer is a mapping with exactly one key, the op or block name, got "
                 f"{len(inst)} keys ({', '.join(map(str, inst))})",
@@ -251,6 +316,13 @@ def _message(err) -> tuple[str, str]:
     if v == "propertyNames":
         return f"{short(inst)} is not a valid name", "use letters, digits and underscores"
     return err.message, ""
+
+
+def _bound(schema: dict) -> str:
+    parts = [f"≥ {schema['minimum']}" if "minimum" in schema else "",
+             f"> {schema['exclusiveMinimum']}" if "exclusiveMinimum" in schema else "",
+             f"≤ {schema['maximum']}" if "maximum" in schema else ""]
+    return " and ".join(p for p in parts if p)
 
 
 def type_name(value) -> str:
@@ -274,12 +346,11 @@ def validate_tree(tree) -> list[SpecError]:
         return []
     errors = []
     for err in _validator().iter_errors(tree):
-        path = list(err.absolute_path)
-        if _is_op_attr(path):
-            continue
-        pos, text = _locate(tree, path)
-        message, fix = _message(err)
-        errors.append(SpecError(message, pos, text, fix))
+        for path, message, fix, unknown_key in _explain(err):
+            if _is_op_attr(path[:-1], "additionalProperties") if unknown_key else _is_op_attr(path):
+                continue
+            pos, text = _locate(tree, path, key=unknown_key)
+            errors.append(SpecError(message, pos, text, fix))
     return sorted(errors, key=lambda e: (e.pos.line, e.pos.col) if e.pos else (0, 0))
 
 
