@@ -179,7 +179,9 @@ TORCHVISION_BUILDS = [("alexnet", None, "alexnet"), ("vgg16", None, "vgg16"),
 
 def torchvision_model(name):
     models = pytest.importorskip("torchvision.models")
-    kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    kwargs = {}
+    if name == "googlenet":
+        kwargs = {"aux_logits": False, "init_weights": False, "transform_input": False}
     return getattr(models, name)(weights=None, **kwargs)
 
 
