@@ -41,6 +41,7 @@ STATE_DICT_RENAMES = {
 
 
 def translated_state_dict(theirs: dict, ours: dict, renames) -> dict:
+    """The reference's state_dict under our keys: renamed, or matched in order."""
     if renames is None:
         assert [v.shape for v in theirs.values()] == [v.shape for v in ours.values()]
         return dict(zip(ours, theirs.values()))
@@ -56,16 +57,16 @@ def translated_state_dict(theirs: dict, ours: dict, renames) -> dict:
 def test_zoo_network_computes_what_torchvision_computes(name):
     """torchvision's weights load into the module built from the spec (strictly: same
     tensors, same shapes), and both give the same output."""
-    torch = pytest.importorskip("torch")
     reference = torchvision_model(name).eval()
-    spec, preset = (str(SPECS / "vgg16.yaml"), "vgg11") if name == "vgg11" else (str(SPECS / f"{name}.yaml"), None)
+    spec, preset = str(SPECS / f"{name}.yaml"), None
+    if name == "vgg11":
+        spec, preset = str(SPECS / "vgg16.yaml"), "vgg11"
     ours = archc.build(spec, preset=preset, seed=0).eval()
     ours.load_state_dict(translated_state_dict(reference.state_dict(), ours.state_dict(),
                                                STATE_DICT_RENAMES[name]), strict=True)
     x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
-
 
 
 # -- torch transcriptions of the course's reference code -------------------------------
