@@ -8,6 +8,7 @@ It does not build graphs; that is archc/spec/expand.py.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class NetworkDef:
     env: dict
     pos: Pos
     input_pos: Pos | None = None
+    path: str = ""  # spec path prefix of its layers: "networks.generator." in a multi-network file
 
 
 @dataclass
@@ -98,7 +100,8 @@ def load_document(path: str | None = None, text: str | None = None, preset: str 
     if errors:
         raise SpecErrors(errors)
     base = Path(file).parent if path else Path.cwd()
-    env = _settle_vars(tree, file, preset, overrides or {})
+    net_vars = {k for body in tree.get("networks", {}).values() for k in body.get("vars", {})}
+    env = _settle_vars(tree, file, preset, overrides or {}, net_vars)
     blocks, imported = _imports(tree, base, file, (Path(file).resolve(),) if path else ())
     blocks.update(_own_blocks(tree, env, file))
     networks = _networks(tree, env, file, overrides or {})
@@ -113,8 +116,10 @@ def _kind(value) -> str:
     return type_name(value)
 
 
-def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict) -> dict:
-    """File vars, then the preset's, then --set; expressions evaluated in order."""
+def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict,
+                 net_vars=frozenset()) -> dict:
+    """File vars, then the preset's, then --set; expressions evaluated in order.
+    ``net_vars``: variables of the networks of the file, which --set may also set."""
     raw = dict(tree.get("vars", {}))
     where = {k: tree["vars"].pos_of(k) for k in raw} if "vars" in tree else {}
     presets = tree.get("presets", {})
@@ -122,7 +127,7 @@ def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict) ->
     if preset is not None:
         if preset not in presets:
             raise SpecErrors.one(f"no preset {preset!r}", tree.pos_of("presets") if presets else tree.pos,
-                                 fix=("presets: " + ", ".join(presets)) if presets else
+                                 "--preset", fix=("presets: " + ", ".join(presets)) if presets else
                                  "this file defines no `presets:`")
         for k, v in presets[preset].items():
             if k not in raw:
@@ -133,9 +138,11 @@ def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict) ->
     for k, v in overrides.items():
         if "." in k or k in ("input", "name"):
             continue  # train.* and input are applied to the network
+        if k in net_vars and k not in raw:
+            continue  # applied to the networks that define it
         if k not in raw:
-            errors.append(SpecError(f"--set {k}: no such variable", Pos(file), "vars",
-                                    _var_hint(k, raw)))
+            errors.append(SpecError(f"the spec has no variable `{k}`", Pos(file), f"--set {k}",
+                                    _var_hint(k, list(raw) + sorted(net_vars))))
         raw[k], where[k] = v, Pos("--set")
     env = {}
     for k, v in raw.items():
@@ -173,40 +180,70 @@ def _own_blocks(tree: LDict, env: dict, file: str) -> dict[str, BlockDef]:
 
 
 def _imports(tree: LDict, base: Path, file: str, chain: tuple) -> tuple[dict, list]:
-    """Blocks imported from other files, relative to this one; cycles are errors."""
-    blocks, files = {}, []
+    """Blocks imported from other files, relative to this one; cycles are errors. Every
+    bad import of the file is reported; errors inside an imported file get a note that
+    points at the import."""
+    blocks, files, errors = {}, [], []
     for i, item in enumerate(tree.get("imports", [])):
         pos = tree["imports"].pos_of(i)
-        rel, wanted = (item, None) if isinstance(item, str) else (item["file"], item.get("blocks"))
-        target = (base / rel).resolve()
-        if target in chain:
-            cycle = " → ".join(p.name for p in chain[chain.index(target):] + (target,))
-            raise SpecErrors.one(f"import cycle: {cycle}", pos, f"imports[{i}]",
-                                 "move the shared blocks into a third file both import")
-        if len(chain) > MAX_IMPORT_DEPTH:
-            raise SpecErrors.one("imports nested too deeply", pos, f"imports[{i}]")
-        if not target.is_file():
-            raise SpecErrors.one(f"imported file {rel!r} not found (looked at {target})", pos,
-                                 f"imports[{i}]", "paths are relative to the importing file")
-        sub_tree = load_yaml(read_text(str(target)), str(target))
-        if not isinstance(sub_tree, LDict):
-            raise SpecErrors.one("imported file is not a mapping", Pos(str(target), 1, 1))
-        errors = validate_tree(sub_tree)
-        if errors:
-            raise SpecErrors(errors)
-        sub_env = _settle_vars(sub_tree, str(target), None, {})
-        sub_blocks, sub_files = _imports(sub_tree, target.parent, str(target), chain + (target,))
-        own = _own_blocks(sub_tree, sub_env, str(target))
-        sub_blocks.update(own)
-        for b in own.values():
-            b.visible = sub_blocks  # lexical scope: an imported block calls its file's blocks
-        files += [str(target)] + sub_files
-        for name in wanted or sub_blocks:
-            if name not in sub_blocks:
-                raise SpecErrors.one(f"{rel} defines no block {name!r}", pos, f"imports[{i}]",
-                                     "blocks there: " + (", ".join(sub_blocks) or "none"))
-            blocks[name] = sub_blocks[name]
+        try:
+            sub_blocks, sub_files = _import_one(item, pos, i, base, file, chain)
+        except SpecErrors as exc:
+            rel = item if isinstance(item, str) else item["file"]
+            for e in exc.errors:
+                if e.pos is None or e.pos.file != pos.file:
+                    e.notes.append((pos, f"`{rel}` is imported here"))
+            errors += exc.errors
+            continue
+        blocks.update(sub_blocks)
+        files += sub_files
+    if errors:
+        raise SpecErrors(errors)
     return blocks, files
+
+
+def _import_one(item, pos: Pos, i: int, base: Path, file: str, chain: tuple) -> tuple[dict, list]:
+    rel, wanted = (item, None) if isinstance(item, str) else (item["file"], item.get("blocks"))
+    target = (base / rel).resolve()
+    # Messages name the file as the user would: relative to the importing file's own name.
+    shown = os.path.normpath(os.path.join(os.path.dirname(file), rel)) if file != "<string>" else rel
+    if target in chain:
+        cycle = " → ".join(p.name for p in chain[chain.index(target):] + (target,))
+        raise SpecErrors.one(f"import cycle: {cycle}", pos, f"imports[{i}]",
+                             "move the shared blocks into a third file both import")
+    if len(chain) > MAX_IMPORT_DEPTH:
+        raise SpecErrors.one(f"imports nested more than {MAX_IMPORT_DEPTH} deep", pos, f"imports[{i}]",
+                             "import the blocks from fewer levels of files")
+    if not target.is_file():
+        raise SpecErrors.one(f"imported file {rel!r} not found (looked at {shown})", pos,
+                             f"imports[{i}]", "paths are relative to the importing file")
+    sub_tree = load_yaml(read_text(str(target)), shown)
+    if not isinstance(sub_tree, LDict):
+        raise SpecErrors.one(f"the top level is {_kind(sub_tree)}, not a mapping", Pos(shown, 1, 1),
+                             "", "a block library is a mapping with `archc: 1` and `blocks:`")
+    errors = validate_tree(sub_tree)
+    if errors:
+        raise SpecErrors(errors)
+    sub_env = _settle_vars(sub_tree, shown, None, {})
+    sub_blocks, sub_files = _imports(sub_tree, target.parent, shown, chain + (target,))
+    own = _own_blocks(sub_tree, sub_env, str(target))
+    sub_blocks.update(own)
+    for b in own.values():
+        b.visible = sub_blocks  # lexical scope: an imported block calls its file's blocks
+    blocks = {}
+    for name in wanted or sub_blocks:
+        if name not in sub_blocks:
+            raise SpecErrors.one(f"{rel} defines no block {name!r}", pos, f"imports[{i}]",
+                                 _var_hint_blocks(name, sub_blocks))
+        blocks[name] = sub_blocks[name]
+    return blocks, [str(target)] + sub_files
+
+
+def _var_hint_blocks(name: str, blocks) -> str:
+    from archc.ops.registry import suggest
+
+    hint = suggest(name, blocks)
+    return hint if "did you mean" in hint else "blocks there: " + (", ".join(blocks) or "none")
 
 
 def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, NetworkDef]:
@@ -230,13 +267,18 @@ def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, N
     for name, body, pos in items:
         net_env = dict(env)
         for k, v in body.get("vars", {}).items() if body is not tree else ():
-            net_env[k] = _eval_value(overrides.get(k, v), net_env)
+            try:
+                net_env[k] = _eval_value(overrides.get(k, v), net_env)
+            except ExprError as exc:
+                raise SpecErrors.one(exc.message, body["vars"].pos_of(k),
+                                     f"networks.{name}.vars.{k}", exc.fix) from None
         shape, input_pos = tuple(body["input"]), body.pos_of("input")
         if "input" in overrides:
             shape, input_pos = _override_shape(overrides["input"]), Pos("--set input")
         train = _merge_train(tree.get("train") if body is not tree else None, body.get("train"), overrides)
         out[name] = NetworkDef(body.get("name", name), shape, body["layers"], body.get("outputs"),
-                               train, net_env, pos, input_pos)
+                               train, net_env, pos, input_pos,
+                               f"networks.{name}." if body is not tree else "")
     return out
 
 

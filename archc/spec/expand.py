@@ -19,14 +19,21 @@ from archc.errors import AttrError, ExprError, Pos, ShapeError, SpecError, SpecE
 from archc.ir.graph import INPUT, Graph, Node
 from archc.ops.registry import REQUIRED, get_op, suggest
 from archc.spec.document import REQUIRED_ARG, Document, NetworkDef
-from archc.spec.expr import evaluate, is_expression
+from archc.spec.expr import UnknownInput, evaluate, is_expression
 from archc.spec.loader import LDict, LList
 from archc.spec.schema import COMMON_KEYS
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NODES = 200_000
 MAX_REPEAT = 10_000
+MAX_BLOCK_DEPTH = 32  # block instances nested in each other (each level is a Python frame chain)
+FAILED = "?"  # names of layers that failed start with it: no shape, and no further errors
 RESERVED_IDS = {"input", "self", "forward", "torch", "nn", "F"}
+
+
+def valid_id(name: str) -> bool:
+    """An id that can become a Python attribute of generated code, safely."""
+    return bool(IDENT.fullmatch(name)) and name not in RESERVED_IDS and not name.startswith("__")
 
 
 @dataclass
@@ -54,14 +61,18 @@ class Expander:
         self.names: set[str] = {INPUT}
         self.shapes: dict[str, tuple | None] = {INPUT: net.input}
         self.errors: list[SpecError] = []
+        self.n_failed = 0
 
     # -- entry ---------------------------------------------------------------------------
     def run(self) -> Graph:
-        top = Scope("", dict(self.net.env), INPUT, "")
+        top = Scope("", dict(self.net.env), INPUT, getattr(self.net, "path", ""))
         last = self.layers(self.net.layers, top)
         outputs = [last]
         if self.net.outputs:
             outputs = [self.ref(o, top, None, "outputs") for o in self.net.outputs]
+        if self.n_failed and not self.errors:  # a bug: never fail silently
+            self.error("internal error: a layer failed without a message", self.net.pos, "",
+                       "please report this spec")
         if self.errors:
             raise SpecErrors(self.errors)
         if not self.nodes:
@@ -71,6 +82,16 @@ class Expander:
 
     def error(self, message, pos, path, fix="", scope: Scope | None = None):
         self.errors.append(SpecError(message, pos, path, fix, list(scope.notes) if scope else []))
+
+    def failed(self, scope: Scope, local: str | None = None) -> str:
+        """Stand-in output of a layer that failed (its error is already recorded): it has
+        no shape, so the layers that read it are checked but raise no follow-on errors."""
+        self.n_failed += 1
+        name = f"{FAILED}{self.n_failed}"
+        self.shapes[name] = None
+        if local and valid_id(local) and local not in scope.ids:
+            scope.ids[local] = name
+        return name
 
     # -- a list of layers ----------------------------------------------------------------
     def layers(self, items: LList, scope: Scope) -> str:
@@ -91,7 +112,7 @@ class Expander:
             body = next(iter(item.values())) if isinstance(item, dict) and item else None
             if isinstance(body, dict) and isinstance(body.get("id"), str) and "$" not in body["id"]:
                 src = body.get("from")
-                out[body["id"]] = (i, [src] if isinstance(src, str) else list(src or []))
+                out.setdefault(body["id"], (i, [src] if isinstance(src, str) else list(src or [])))
         return out
 
     def layer(self, items: LList, i: int, scope: Scope, prev: str, declared: dict) -> str:
@@ -106,32 +127,43 @@ class Expander:
         env = scope.env
         op = get_op(kind)
         block = (scope.visible or self.doc.blocks).get(kind)
+        literal_id = body.get("id") if isinstance(body.get("id"), str) else None
         if op is None and block is None:
             self.error(f"unknown op or block `{kind}`", pos, path,
                        suggest(kind, list(self._known_kinds())), scope)
-            return prev
+            return self.failed(scope, literal_id)
         # when: skipped layers stand for their input
         inputs = self.inputs(body, scope, prev, path, declared, i)
         if inputs is None:
-            return prev
+            return self.failed(scope, literal_id)
         if "when" in body:
+            before = len(self.errors)
             cond = self.value(body["when"], env, scope, body.pos_of("when"), path + ".when", force=True)
+            if len(self.errors) > before:
+                return self.failed(scope, literal_id)
             if not cond:
-                if "id" in body:
-                    scope.ids[self.text(body["id"], env, scope, body.pos_of("id"), path)] = inputs[0]
+                local = self.local_id(body, kind, scope, path) if "id" in body else None
+                if local is not None:
+                    scope.ids[local] = inputs[0]
                 return inputs[0]
         count = 1
         if "repeat" in body:
+            before = len(self.errors)
             count = self.value(body["repeat"], env, scope, body.pos_of("repeat"), path + ".repeat")
+            if len(self.errors) > before:
+                return self.failed(scope, literal_id)
             if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_REPEAT:
-                self.error(f"repeat must be an integer in 0..{MAX_REPEAT}, got {count!r}",
-                           body.pos_of("repeat"), path + ".repeat", "", scope)
-                return prev
+                self.error(f"repeat must be an integer from 0 to {MAX_REPEAT:,}, got {count!r}",
+                           body.pos_of("repeat"), path + ".repeat",
+                           "use a whole count; for more, nest a repeated block in a repeated block"
+                           if isinstance(count, int) and count > MAX_REPEAT else "write a count like 3",
+                           scope)
+                return self.failed(scope, literal_id)
             if count == 0:
                 return inputs[0]
         local = self.local_id(body, kind, scope, path)
         if local is None:
-            return prev
+            return self.failed(scope, literal_id)
         out = inputs
         for k in range(count):
             name = local if "repeat" not in body else f"{local}.{k}"
@@ -141,7 +173,7 @@ class Expander:
             else:
                 out = [self.block_call(block, body, scope, env_k, out, name, path, pos)]
             if out[0] is None:
-                return prev
+                return self.failed(scope, local)
         scope.ids[local] = out[0]
         return out[0]
 
@@ -156,7 +188,7 @@ class Expander:
             local = self.text(body["id"], scope.env, scope, body.pos_of("id"), path + ".id")
             if local is None:
                 return None
-            if not IDENT.fullmatch(local) or local in RESERVED_IDS or local.startswith("__"):
+            if not valid_id(local):
                 self.error(f"id {local!r} is not a valid name",
                            body.pos_of("id"), path + ".id",
                            "use letters, digits and _ (not starting with a digit or __), "
@@ -198,7 +230,7 @@ class Expander:
             return scope.input
         head, _, rest = ref.partition(".")
         if head in scope.ids:
-            if not rest:
+            if not rest or scope.ids[head].startswith(FAILED):
                 return scope.ids[head]
             inner = scope.full(ref)
             if inner in self.names:
@@ -240,15 +272,29 @@ class Expander:
             return raw
         try:
             return evaluate(raw, env, self.shapes.get(input_name or scope.input))
+        except UnknownInput as exc:
+            if not self.errors:  # else the input is unknown because of an error above
+                self.error(exc.message, pos, path, exc.fix, scope)
+            return None
         except ExprError as exc:
             self.error(exc.message, pos, path, exc.fix, scope)
             return None
 
+    def defined(self, raw, env, scope, pos, path, input_name=None):
+        """A value that must not be null: (value, ok); an error is recorded when not ok."""
+        before = len(self.errors)
+        value = self.value(raw, env, scope, pos, path, input_name=input_name)
+        if len(self.errors) > before:
+            return None, False
+        if value is None and is_expression(raw):
+            self.error(f"{raw!r} evaluates to null", pos, path,
+                       "give the variable a value (`--set NAME=VALUE`)", scope)
+            return None, False
+        return value, True
+
     def text(self, raw, env, scope, pos, path) -> str | None:
-        value = self.value(raw, env, scope, pos, path)
-        if value is None:
-            return None
-        return str(value)
+        value, ok = self.defined(raw, env, scope, pos, path)
+        return str(value) if ok else None
 
     # -- an op node ----------------------------------------------------------------------
     def op_node(self, op, body, scope, env, inputs, local, path, pos) -> str | None:
@@ -263,8 +309,8 @@ class Expander:
                            scope)
                 ok = False
                 continue
-            value = self.value(raw, env, scope, body.pos_of(key), f"{path}.{key}")
-            if value is None and raw is not None:
+            value, defined = self.defined(raw, env, scope, body.pos_of(key), f"{path}.{key}")
+            if not defined:
                 ok = False
                 continue
             try:
@@ -276,7 +322,7 @@ class Expander:
             if key not in attrs and key not in body:
                 if spec.default is REQUIRED:
                     self.error(f"`{op.name}` needs `{key}` ({spec.type.text})", pos, path,
-                               f"add `{key}:`" + (f" — {spec.doc}" if spec.doc else ""), scope)
+                               f"add `{key}:`" + (f" ({spec.doc})" if spec.doc else ""), scope)
                     ok = False
                 else:
                     attrs[key] = spec.type.check(spec.default) if spec.default is not None else None
@@ -323,6 +369,10 @@ class Expander:
             self.error(f"block `{block.name}` uses itself ({loop})", pos, path,
                        "a block cannot contain itself; use `repeat` for repetition", scope)
             return None
+        if len(scope.stack) >= MAX_BLOCK_DEPTH:
+            self.error(f"blocks nested more than {MAX_BLOCK_DEPTH} deep", pos, path,
+                       "flatten the block structure", scope)
+            return None
         if len(inputs) != 1:
             self.error(f"block `{block.name}` takes one input, got {len(inputs)}", pos, path,
                        "join the inputs (concat/add) first", scope)
@@ -338,8 +388,9 @@ class Expander:
                                "arguments: " + (", ".join(block.args) or "none")), scope)
                 ok = False
                 continue
-            args[key] = self.value(raw, env, scope, body.pos_of(key), f"{path}.{key}",
-                                   input_name=inputs[0])
+            args[key], defined = self.defined(raw, env, scope, body.pos_of(key), f"{path}.{key}",
+                                              input_name=inputs[0])
+            ok = ok and defined
         for key, default in block.args.items():
             if key not in args and key not in body:
                 if default == REQUIRED_ARG:
