@@ -5,6 +5,7 @@ Exit status: 0 success, 1 the spec (or model, data) is invalid or a step failed,
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def parse_sets(items) -> dict:
         try:
             key, value = parse_override(item)
         except SpecErrors as exc:
-            raise click.BadParameter(exc.errors[0].message, param_hint="--set") from None
+            e = exc.errors[0]
+            raise click.BadParameter(e.message + (f" — {e.fix}" if e.fix else ""),
+                                     param_hint="--set") from None
         out[key] = value
     return out
 
@@ -74,7 +77,31 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 preset_option = click.option("--preset", default=None, help="Choose a named preset of variables.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class ArchcGroup(click.Group):
+    """The command group. A spec error escaping a command is reported like any other; any
+    other Python exception is a bug in archc: the user sees one line saying so, never a
+    traceback (ARCHC_DEBUG=1 re-raises it, for developers), and the status is 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except SpecErrors as exc:
+            report_errors(exc)
+        except Exception as exc:  # noqa: BLE001 (the last line of defence)
+            if os.environ.get("ARCHC_DEBUG"):
+                raise
+            text = str(exc).splitlines()[0][:300] if str(exc) else ""
+            click.echo(f"archc: internal error: {type(exc).__name__}: {text} — this is a bug in "
+                       "archc, please report it with the spec (ARCHC_DEBUG=1 shows the traceback)",
+                       err=True)
+            sys.exit(1)
+
+
+@click.group(cls=ArchcGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="archc")
 def main():
     """archc — compile declarative network specs to shapes, counts, PyTorch and ONNX."""

@@ -81,8 +81,10 @@ def parse_override(item: str) -> tuple[str, object]:
         raise SpecErrors.one(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set classes=10")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SpecErrors.one(f"--set {item!r}: the value is not valid YAML ({problem})",
+                             fix=f"""quote it: --set '{key.strip()}="..."'""") from None
     return key.strip(), value
 
 
@@ -143,6 +145,10 @@ def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict,
         if k not in raw:
             errors.append(SpecError(f"the spec has no variable `{k}`", Pos(file), f"--set {k}",
                                     _var_hint(k, list(raw) + sorted(net_vars))))
+        elif _kind_of(raw[k]) and _kind_of(v) and _kind_of(raw[k]) != _kind_of(v):
+            errors.append(SpecError(
+                f"{_kind(v)} {v!r} replaces {_kind(raw[k])} (`{k}: {raw[k]!r}` in the spec)",
+                where.get(k), f"--set {k}", f"give {_kind(raw[k])}, e.g. --set {k}={raw[k]!r}"))
         raw[k], where[k] = v, Pos("--set")
     env = {}
     for k, v in raw.items():
@@ -153,6 +159,20 @@ def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict,
     if errors:
         raise SpecErrors(errors)
     return env
+
+
+def _kind_of(value) -> str:
+    """The kind a --set value must keep: number, text, boolean or list ("" = anything:
+    an expression, or null)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str) and not is_expression(value):
+        return "text"
+    return ""
 
 
 def _var_hint(name: str, known) -> str:
