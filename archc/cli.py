@@ -238,8 +238,10 @@ def graph(spec, output, collapse, depth, sets, preset):
     if depth is None and collapse is not None:
         depth = 0 if collapse else UNLIMITED
     graphs = load_graphs(spec, sets, preset)
-    if len(graphs) != 1:
-        names = ", ".join(g.name for g in graphs) or "none"
+    if not graphs:
+        raise CliError(f"{spec} is a library of blocks: no network to draw")
+    if len(graphs) > 1:
+        names = ", ".join(g.name for g in graphs)
         raise click.UsageError(f"draw one network at a time: SPEC:NAME with NAME one of {names}")
     try:
         path = write(graphs[0], output, depth)

@@ -185,3 +185,25 @@ def test_clicking_a_layer_shows_all_its_details(browser, tmp_path):
     assert "receptive field" in text and n.meta["rf"].text() in text
     for key in n.attrs:
         assert key in text
+
+
+EDGES_JS = """
+return [...document.querySelectorAll('#graph path.edge')].map(function (p) {
+  return [p.dataset.from, p.dataset.to, p.classList.contains('skip')];
+});"""
+
+
+@pytest.mark.parametrize("spec", ["resnet50", "googlenet", "unet"])
+def test_page_draws_what_the_static_formats_draw(browser, tmp_path, spec):
+    """The page's script and archc/report/graph/view.py agree on boxes, edges and skips
+    (the DOT and Mermaid files are made from view.py)."""
+    from archc.report.graph import view
+
+    g = open_page(browser, tmp_path, spec)["graph"]
+    for depth, button in ((1, None), (view.UNLIMITED, "#expand-all"), (0, "#collapse-all")):
+        if button:
+            click(browser, button)
+        drawn = browser.execute_script(EDGES_JS)
+        assert set(boxes(browser)) == {b.id for b in view.boxes(g, depth)}
+        assert {(a, b) for a, b, _ in drawn} == set(view.edges(g, depth))
+        assert {(a, b) for a, b, skip in drawn if skip} == view.skip_edges(g, depth)

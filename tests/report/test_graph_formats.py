@@ -53,7 +53,7 @@ def test_dot_draws_every_node_and_edge_when_expanded(graph):
     source = dot.render(graph)
     for n in graph.nodes:
         assert f'\n  {dot.quote(n.name)} [label=' in source or f' {dot.quote(n.name)} [label=' in source
-    edges = set(re.findall(r'^\s*"([^"]+)" -> "([^"]+)";$', source, re.M))
+    edges = set(re.findall(r'^\s*"([^"]+)" -> "([^"]+)"(?: \[[^]]*\])?;$', source, re.M))
     assert edges == ir_edges(graph)
 
 
@@ -76,6 +76,7 @@ def test_dot_quotes_names():
 NODE = re.compile(r'^\s*(\w+)(\[\[|\[)"([^"]*)"(\]\]|\])$')
 SUB = re.compile(r'^\s*subgraph (\w+)\["([^"]*)"\]$')
 EDGE = re.compile(r"^\s*(\w+) --> (\w+)$")
+LINKSTYLE = re.compile(r"^\s*linkStyle ([0-9,]+) stroke:#d9730d,stroke-width:2px$")
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -83,7 +84,7 @@ def parse_mermaid(text: str):
     """Nodes {id: label}, edges, subgraph ids; asserts balance and that no line is unknown."""
     lines = text.splitlines()
     assert lines[0] == "flowchart TB"
-    nodes, edges, subs, depth = {}, [], [], 0
+    nodes, edges, subs, depth, styled = {}, [], [], 0, []
     for line in lines[1:]:
         if m := NODE.match(line):
             assert m.group(1) not in nodes
@@ -97,9 +98,13 @@ def parse_mermaid(text: str):
             assert depth >= 0, "`end` without subgraph"
         elif m := EDGE.match(line):
             edges.append((m.group(1), m.group(2)))
+        elif m := LINKSTYLE.match(line):
+            styled += [int(i) for i in m.group(1).split(",")]
         else:
             raise AssertionError(f"not a Mermaid line archc writes: {line!r}")
     assert depth == 0, "unclosed subgraph"
+    assert all(0 <= i < len(edges) for i in styled)
+    parse_mermaid.styled = [edges[i] for i in styled]
     return nodes, edges, subs
 
 
@@ -119,6 +124,23 @@ def test_mermaid_has_every_node_and_edge(graph):
     assert set(edges) == {(index[a], index[b]) for a, b in ir_edges(graph)}
     assert len(edges) == len(set(edges))
     assert all(a in nodes and b in nodes for a, b in edges)
+
+
+def test_shortcuts_are_drawn_as_skip_edges():
+    """ResNet-18's identity shortcut (maxpool -> the first block's add) and projection
+    shortcut (downsample.bn -> add) jump levels; a plain chain edge does not."""
+    g = load("resnet18")
+    skips = view.skip_edges(g, view.UNLIMITED)
+    assert ("maxpool", "layer1.0.add_1") in skips
+    assert ("layer2.0.downsample.bn", "layer2.0.add_1") in skips
+    assert ("conv1", "bn1") not in skips
+    assert len(skips) == 8  # one shortcut per basic block
+    assert '"maxpool" -> "layer1.0.add_1" [color="#d9730d"' in dot.render(g)
+    nodes, edges, _ = parse_mermaid(mermaid.render(g))
+    labels = {k: v.split("<br/>")[0] for k, v in nodes.items()}
+    styled = [(labels[a], labels[b]) for a, b in parse_mermaid.styled]
+    assert len(styled) == 8 and ("maxpool", "add_1") in styled
+    assert view.skip_edges(g, 0) == set()  # closed blocks: the drawing is a chain
 
 
 def test_mermaid_labels_cannot_break_out():
@@ -245,3 +267,11 @@ def test_cli_usage_errors(args, message, tmp_path, monkeypatch):
     res = run(*args)
     assert res.exit_code == 2
     assert message in res.output
+
+
+def test_cli_library_without_network(tmp_path):
+    lib = tmp_path / "lib.yaml"
+    lib.write_text("archc: 1\nblocks:\n  b:\n    layers:\n      - relu\n")
+    res = run(str(lib), "-o", str(tmp_path / "x.dot"))
+    assert res.exit_code == 1
+    assert "library of blocks: no network to draw" in res.output

@@ -14,6 +14,9 @@ from archc.report.graph import view
 INSTALL_HINT = "install Graphviz (Debian/Ubuntu package `graphviz`: apt-get install graphviz)"
 
 
+SKIP_STYLE = ' [color="#d9730d", penwidth=1.4]'  # orange, as in the HTML page
+
+
 class GraphvizMissing(RuntimeError):
     """The `dot` program is not installed."""
 
@@ -41,7 +44,9 @@ def render(g: Graph, depth: int = view.UNLIMITED) -> str:
              '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=10];',
              '  edge [arrowsize=0.6];']
     lines += _cluster_body(None, members, children, "  ")
-    lines += [f"  {quote(a)} -> {quote(b)};" for a, b in view.edges(g, depth)]
+    skips = view.skip_edges(g, depth)
+    lines += [f"  {quote(a)} -> {quote(b)}{SKIP_STYLE if (a, b) in skips else ''};"
+              for a, b in view.edges(g, depth)]
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -40,5 +40,10 @@ def render(g: Graph, depth: int = view.UNLIMITED) -> str:
         return out
 
     lines = ["flowchart TB"] + body(None, "  ")
-    lines += [f"  {ids[a]} --> {ids[b]}" for a, b in view.edges(g, depth)]
+    pairs = view.edges(g, depth)
+    lines += [f"  {ids[a]} --> {ids[b]}" for a, b in pairs]
+    skips = view.skip_edges(g, depth)
+    orange = [str(i) for i, pair in enumerate(pairs) if pair in skips]  # linkStyle counts edges
+    if orange:
+        lines.append(f"  linkStyle {','.join(orange)} stroke:#d9730d,stroke-width:2px")
     return "\n".join(lines) + "\n"

@@ -127,3 +127,17 @@ def edges(g: Graph, depth: int) -> list[tuple[str, str]]:
 def expanded_instances(g: Graph, depth: int) -> list[Instance]:
     """The instances drawn as open clusters (their own depth within ``depth``)."""
     return [i for i in instances(g).values() if i.depth <= depth]
+
+
+def skip_edges(g: Graph, depth: int) -> set[tuple[str, str]]:
+    """Edges that jump over at least one level of the drawing (a ResNet shortcut, a U-Net
+    skip, a short Inception branch): levels are longest-path levels of the visible boxes,
+    the rule the HTML page's script applies too."""
+    pairs = edges(g, depth)
+    incoming: dict[str, list[str]] = {}
+    for a, b in pairs:
+        incoming.setdefault(b, []).append(a)
+    level: dict[str, int] = {}
+    for box in boxes(g, depth):  # topological order
+        level[box.id] = max((level.get(a, 0) + 1 for a in incoming.get(box.id, [])), default=0)
+    return {(a, b) for a, b in pairs if level[b] - level.get(a, 0) > 1}

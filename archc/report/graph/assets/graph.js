@@ -44,11 +44,12 @@
   function visible() {
     const owners = new Map([["input", "input"]]);
     const boxes = [{id: "input", cluster: null}];
+    const seen = new Set(["input"]);
     for (const n of data.nodes) {
       const id = ownerOf(n);
       owners.set(n.id, id);
-      if (boxes.length && boxes[boxes.length - 1].id === id) continue;
-      if (boxes.some((b) => b.id === id)) continue;
+      if (seen.has(id)) continue;
+      seen.add(id);
       const inst = insts.get(id);
       boxes.push({id: id, cluster: inst ? inst.parent : (n.scope[n.scope.length - 1] || null)});
     }
@@ -102,11 +103,16 @@
 
   // levels by longest path: an edge that jumps over a level is a skip connection
   function levels(view) {
-    const level = new Map(view.boxes.map((b) => [b.id, 0]));
-    for (const b of view.boxes) {
-      for (const [from, to] of view.edges) {
-        if (to === b.id) level.set(to, Math.max(level.get(to), level.get(from) + 1));
-      }
+    const incoming = new Map();
+    for (const [from, to] of view.edges) {
+      if (!incoming.has(to)) incoming.set(to, []);
+      incoming.get(to).push(from);
+    }
+    const level = new Map();
+    for (const b of view.boxes) { // topological order
+      let l = 0;
+      for (const from of incoming.get(b.id) || []) l = Math.max(l, (level.get(from) || 0) + 1);
+      level.set(b.id, l);
     }
     return level;
   }
