@@ -216,6 +216,10 @@
     table.appendChild(tr);
   }
 
+  function attrText(v) { // [3, 3] as the YAML would say it; strings and numbers as JSON
+    return Array.isArray(v) ? "[" + v.map(attrText).join(", ") + "]" : JSON.stringify(v);
+  }
+
   function show(id) {
     const n = nodes.get(id), l = layers.get(id);
     selected = id;
@@ -235,7 +239,7 @@
     row(table, "buffers", l.buffers === null ? "?" : String(l.buffers));
     row(table, "MACs", (n.macs || "0") + (l.macs ? " (" + l.macs.toLocaleString("en-US") + ")" : ""));
     row(table, "receptive field", n.rf);
-    for (const [k, v] of Object.entries(l.attrs)) row(table, k, JSON.stringify(v));
+    for (const [k, v] of Object.entries(l.attrs)) row(table, k, attrText(v));
     row(table, "block", l.block || "\u2014");
     row(table, "source", n.source || "?");
     row(table, "spec path", n.path);
