@@ -89,6 +89,24 @@ def overlaps(bs: dict) -> list[tuple[str, str]]:
     return out
 
 
+FRAMES_JS = """
+function r(e) { var b = e.getBoundingClientRect();
+  return {x: b.left, y: b.top, w: b.width, h: b.height, id: e.parentNode.dataset.id}; }
+return {titles: [...document.querySelectorAll('#graph .cluster-title text')].map(r),
+        clusters: [...document.querySelectorAll('#graph .cluster rect')].map(r)};"""
+
+
+def meet(a, b) -> bool:
+    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
+def inside(a, b, eps=0.5) -> bool:
+    """a lies within b."""
+    return (b["x"] <= a["x"] + eps and b["y"] <= a["y"] + eps
+            and a["x"] + a["w"] <= b["x"] + b["w"] + eps and a["y"] + a["h"] <= b["y"] + b["h"] + eps)
+
+
 def click(browser, selector: str) -> None:
     """A click as the reader makes it, dispatched on the element (the sticky header may
     cover it in the viewport)."""
@@ -169,6 +187,14 @@ def test_everything_open_still_has_no_overlaps(browser, tmp_path, spec):
     assert overlaps(drawn) == []
     skips = browser.execute_script("return document.querySelectorAll('#graph path.edge.skip').length")
     assert skips > 0  # ResNet's shortcuts, Inception's short branches are drawn as skips
+    frames = browser.execute_script(FRAMES_JS)
+    titles, clusters = frames["titles"], frames["clusters"]
+    assert len(titles) == len(clusters) > 0
+    assert [(t["id"], b["id"]) for t in titles for b in drawn.values() if meet(t, b)] == []
+    # a frame holds a box or a frame whole, or stays clear of it: nothing is cut
+    for c in clusters:
+        for other in list(drawn.values()) + clusters:
+            assert not meet(c, other) or inside(other, c) or inside(c, other), (c["id"], other["id"])
 
 
 def test_clicking_a_layer_shows_all_its_details(browser, tmp_path):
