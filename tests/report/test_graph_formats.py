@@ -275,3 +275,12 @@ def test_cli_library_without_network(tmp_path):
     res = run(str(lib), "-o", str(tmp_path / "x.dot"))
     assert res.exit_code == 1
     assert "library of blocks: no network to draw" in res.output
+
+
+def test_cli_invalid_spec_reports_errors_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archc: 1\ninput: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernel: 9}\n")
+    res = run(str(bad), "-o", str(tmp_path / "bad.html"))
+    assert res.exit_code == 1
+    assert f"{bad}:4:" in res.output and "error:" in res.output
+    assert not (tmp_path / "bad.html").exists()
