@@ -123,7 +123,7 @@ def _options(name: str, scheme: Scheme | None, raw: dict) -> dict:
             if attr.default is REQUIRED:
                 raise _Bad(f"`{name}` needs the option {key!r}", f"e.g. {{name: {name}, {key}: 0.0}}")
             out[key] = attr.default
-    return out
+    return {key: out[key] for key in known}  # the function's own order, whatever the spec's
 
 
 def per_tensor(value) -> list[tuple[str, object, bool]]:
