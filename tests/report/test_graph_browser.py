@@ -73,6 +73,16 @@ return [...document.querySelectorAll('#graph .box')].map(function (g) {
 });"""
 
 
+TEXT_OUTSIDE_JS = """
+return [...document.querySelectorAll('#graph .box')].filter(function (g) {
+  var r = g.querySelector('rect').getBoundingClientRect();
+  return [...g.querySelectorAll('text')].some(function (t) {
+    var b = t.getBoundingClientRect();
+    return b.left < r.left || b.right > r.right || b.top < r.top || b.bottom > r.bottom;
+  });
+}).map(function (g) { return g.dataset.id; });"""
+
+
 def boxes(browser) -> dict:
     return {b["id"]: b for b in browser.execute_script(BOXES_JS)}
 
@@ -156,6 +166,7 @@ def test_page_draws_the_network_without_overlaps(browser, tmp_path, spec, scroll
     assert "input" in drawn
     assert all(b["w"] > 0 and b["h"] > 0 for b in drawn.values())
     assert overlaps(drawn) == []
+    assert browser.execute_script(TEXT_OUTSIDE_JS) == []  # every line fits in its box
     edges = browser.execute_script("return document.querySelectorAll('#graph path.edge').length")
     assert edges >= len(drawn) - 1  # connected: at least a spanning tree of arrows
     screenshot(browser, spec, tmp_path, scroll_to)

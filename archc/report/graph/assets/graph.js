@@ -37,10 +37,6 @@
     return [[[n.local, "title"], [" " + n.op, "op"]], [[n.shape, ""], [" \u00b7 " + n.params + " params", "dim"]]];
   }
 
-  function lineLength(line) {
-    return line.reduce((sum, piece) => sum + piece[0].length, 0);
-  }
-
   function visible() {
     const owners = new Map([["input", "input"]]);
     const boxes = [{id: "input", cluster: null}];
@@ -70,13 +66,33 @@
   }
 
   // ---- layout --------------------------------------------------------------------------
+  // Text is measured in the page's own fonts (a hidden SVG), so boxes fit their text
+  // whatever monospace font the reader's system has; the estimate is the fallback.
+  const measure = (function () {
+    const svg = el("svg", {"aria-hidden": "true",
+                           style: "position:absolute;left:-9999px;top:0;visibility:hidden"});
+    document.body.appendChild(svg);
+    const parents = {box: el("g", {"class": "box"}, svg), title: el("g", {"class": "cluster-title"}, svg)};
+    const cache = new Map();
+    return function (pieces, kind) {
+      const key = kind + "\u0000" + pieces.map((p) => p[1] + "\u0001" + p[0]).join("\u0000");
+      if (!cache.has(key)) {
+        const t = el("text", {}, parents[kind]);
+        for (const [text, cls] of pieces) el("tspan", {"class": cls}, t).textContent = text;
+        const chars = pieces.reduce((sum, p) => sum + p[0].length, 0);
+        cache.set(key, t.getComputedTextLength() || chars * (kind === "box" ? CHAR_W : TITLE_CHAR_W));
+        t.remove();
+      }
+      return cache.get(key);
+    };
+  })();
+
   function boxSize(box) {
     const lines = boxLines(box.id);
-    const chars = Math.max(...lines.map(lineLength));
-    let width = chars * CHAR_W + 2 * PAD_X;
+    let width = Math.max(...lines.map((line) => measure(line, "box"))) + 2 * PAD_X;
     // a cluster is at least as wide as its widest box: keep titles inside their cluster
     for (const inst of box.cluster ? ancestors(box.cluster) : []) {
-      width = Math.max(width, clusterTitle(inst).length * TITLE_CHAR_W + 2 * PAD_X);
+      width = Math.max(width, measure([[clusterTitle(inst), ""]], "title") + 2 * PAD_X);
     }
     return {width: Math.ceil(width), height: lines.length * LINE_H + 2 * PAD_Y};
   }
