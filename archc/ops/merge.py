@@ -15,14 +15,16 @@ def broadcast(ins, what: str):
     """torch's broadcasting over shapes without the batch dimension."""
     rank = max(len(s) for s in ins)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
-    out = []
+    names = _DIM_NAMES.get(rank, tuple(f"sizes of dimension {i}" for i in range(rank)))
+    out, differ = [], []
     for i, sizes in enumerate(zip(*padded)):
         big = {n for n in sizes if n != 1}
-        if len(big) > 1:
-            shapes = " and ".join(str(list(s)) for s in ins)
-            raise ShapeError(f"cannot {what} shapes {shapes}: dimension {i} differs",
-                             "make the shapes equal (a 1×1 conv or a pool on the shortcut)")
-        out.append(big.pop() if big else 1)
+        if len(big) > 1:  # named as the user sees them: "channels 16 and 8"
+            differ.append(f"{names[i]} {' and '.join(str(n) for n in sizes)}")
+        out.append(max(big) if big else 1)
+    if differ:
+        raise ShapeError(f"cannot {what}: {', '.join(differ)} differ",
+                         "make the shapes equal (a 1×1 conv or a pool on the shortcut)")
     return tuple(out)
 
 

@@ -294,7 +294,7 @@ def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, N
                                      f"networks.{name}.vars.{k}", exc.fix) from None
         shape, input_pos = tuple(body["input"]), body.pos_of("input")
         if "input" in overrides:
-            shape, input_pos = _override_shape(overrides["input"]), Pos("--set input")
+            shape, input_pos = _override_shape(overrides["input"], file), Pos("--set input")
         train = _merge_train(tree.get("train") if body is not tree else None, body.get("train"), overrides)
         out[name] = NetworkDef(body.get("name", name), shape, body["layers"], body.get("outputs"),
                                train, net_env, pos, input_pos,
@@ -302,11 +302,11 @@ def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, N
     return out
 
 
-def _override_shape(value) -> tuple:
-    if (not isinstance(value, list) or not value
+def _override_shape(value, file: str) -> tuple:
+    if (not isinstance(value, list) or not value or len(value) > 4
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise SpecErrors.one(f"--set input={value!r} is not a shape", Pos("--set"),
-                             fix="e.g. --set input=[1,32,32] (batch excluded)")
+        raise SpecErrors.one(f"{value!r} is not a shape (1 to 4 sizes ≥ 1)", Pos(file),
+                             "--set input", "e.g. --set input=[1,32,32] (batch excluded)")
     return tuple(value)
 
 

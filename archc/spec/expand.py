@@ -12,6 +12,7 @@ and a repeated layer ``X`` becomes ``X.0``, ``X.1``... (torchvision's ``layer1.0
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -69,7 +70,9 @@ class Expander:
         last = self.layers(self.net.layers, top)
         outputs = [last]
         if self.net.outputs:
-            outputs = [self.ref(o, top, None, "outputs") for o in self.net.outputs]
+            outs = self.net.outputs
+            outputs = [self.ref(o, top, outs.pos_of(i) if isinstance(outs, LList) else self.net.pos,
+                                f"{top.path}outputs[{i}]") for i, o in enumerate(outs)]
         if self.n_failed and not self.errors:  # a bug: never fail silently
             self.error("internal error: a layer failed without a message", self.net.pos, "",
                        "please report this spec")
@@ -298,14 +301,17 @@ class Expander:
 
     # -- an op node ----------------------------------------------------------------------
     def op_node(self, op, body, scope, env, inputs, local, path, pos) -> str | None:
-        attrs, ok = {}, True
+        attrs, ok, misspelt = {}, True, set()
         for key, raw in body.items():
             if key in COMMON_KEYS:
                 continue
             if key not in op.attrs:
+                close = difflib.get_close_matches(key, list(op.attrs), n=3, cutoff=0.6)
+                misspelt.update(close)  # `kernal` is reported; a missing `kernel` would repeat it
+                listing = (f"attributes: {', '.join(op.attrs)}" if op.attrs else
+                           f"`{op.name}` takes no attributes")
                 self.error(f"`{op.name}` has no attribute `{key}`", body.key_pos_of(key), f"{path}.{key}",
-                           suggest(key, op.attrs).replace("`archc ops` lists the op kinds",
-                                                          "attributes: " + ", ".join(op.attrs) or "none"),
+                           suggest(key, op.attrs).replace("`archc ops` lists the op kinds", listing),
                            scope)
                 ok = False
                 continue
@@ -320,7 +326,9 @@ class Expander:
                 ok = False
         for key, spec in op.attrs.items():
             if key not in attrs and key not in body:
-                if spec.default is REQUIRED:
+                if spec.default is REQUIRED and key in misspelt:
+                    ok = False
+                elif spec.default is REQUIRED:
                     self.error(f"`{op.name}` needs `{key}` ({spec.type.text})", pos, path,
                                f"add `{key}:`" + (f" ({spec.doc})" if spec.doc else ""), scope)
                     ok = False
@@ -434,6 +442,8 @@ def select_network(doc: Document, network: str | None) -> NetworkDef:
         raise SpecErrors.one(f"the file defines {len(doc.networks)} networks", Pos(doc.file),
                              fix="choose one: " + ", ".join(f"{doc.file}:{n}" for n in doc.networks))
     if network not in doc.networks:
+        hint = suggest(network, doc.networks)
         raise SpecErrors.one(f"no network {network!r} in this file", Pos(doc.file),
-                             fix="networks: " + ", ".join(doc.networks))
+                             fix=hint if hint.startswith("did you mean") else
+                             "networks: " + ", ".join(doc.networks))
     return doc.networks[network]

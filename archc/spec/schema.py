@@ -311,6 +311,9 @@ def _message(err) -> tuple[str, str]:
         return ("a layer is a mapping with exactly one key, the op or block name, got "
                 f"{len(inst)} keys ({', '.join(map(str, inst))})",
                 "write `- conv2d: {out: 64, kernel: 3}`; attributes go inside the braces")
+    if v == "pattern" and err.validator_value == EXPR["pattern"]:
+        return (f"{short(inst)} is neither a number nor an expression",
+                "write a number, or an expression starting with $ (`$depth * 2`)")
     if v == "pattern" and err.path and isinstance(err.path[-1], int):
         return f"{short(inst)} is not an op or block name", "write `- relu` or `- conv2d: {...}`"
     if v == "propertyNames":
