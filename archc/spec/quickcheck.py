@@ -116,15 +116,20 @@ def _const(c, value, schema):
 
 
 def _properties(c, props, schema):
-    compiled = {k: c.compile(v) for k, v in props.items()}
+    # Compiled on first use: a spec uses a few of the ~40 op kinds, and compiling them all
+    # would cost more than checking the spec. compile_schema has vetted the keywords.
+    compiled: dict = {}
 
     def check(x):
         if not isinstance(x, dict):
             return True
         for k, v in x.items():
-            sub = compiled.get(k)
-            if sub is not None and not sub(v):
-                return False
+            if k in props:
+                sub = compiled.get(k)
+                if sub is None:
+                    sub = compiled[k] = c.compile(props[k])
+                if not sub(v):
+                    return False
         return True
 
     return check
@@ -195,4 +200,24 @@ def compile_schema(schema: dict) -> Check:
     >>> ok({"n": 3}), ok({"n": True})
     (True, False)
     """
+    _vet(schema)
     return Compiler(schema).compile(schema)
+
+
+def _vet(schema) -> None:
+    """Raise :class:`Unsupported` for any keyword the checker lacks, anywhere in the
+    schema, before anything runs (parts of the schema are compiled lazily)."""
+    if isinstance(schema, bool):
+        return
+    unknown = set(schema) - ANNOTATIONS - set(KEYWORDS)
+    if unknown:
+        raise Unsupported(", ".join(sorted(unknown)))
+    for key, value in schema.items():
+        if key in ("properties", "$defs"):
+            for sub in value.values():
+                _vet(sub)
+        elif key in ("additionalProperties", "propertyNames", "items") and not isinstance(value, list):
+            _vet(value)
+        elif key == "anyOf":
+            for sub in value:
+                _vet(sub)
