@@ -222,6 +222,12 @@ def test_clicking_a_layer_shows_all_its_details(browser, tmp_path):
     assert "receptive field" in text and n.meta["rf"].text() in text
     for key in n.attrs:
         assert key in text
+    tip = browser.execute_script(
+        "return document.querySelector(arguments[0]).textContent", f'#graph .box[data-id="{n.name}"] > title')
+    assert "kernel: [3, 3]" in tip and f"{n.pos.file}:{n.pos.line}" in tip and "receptive field" in tip
+    marked = browser.execute_script(
+        "return [...document.querySelectorAll('#graph .box.output')].map(g => g.dataset.id)")
+    assert marked == g.outputs
 
 
 EDGES_JS = """

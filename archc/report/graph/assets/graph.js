@@ -13,6 +13,7 @@
   const nodes = new Map(data.nodes.map((n) => [n.id, n]));
   const insts = new Map(data.instances.map((i) => [i.id, i]));
   const layers = new Map(data.report.layers.map((l) => [l.id, l]));
+  const outputs = new Set(data.outputs);
   const collapsed = new Set(data.instances.filter((i) => i.depth > data.depth).map((i) => i.id));
   let selected = null;
 
@@ -159,7 +160,8 @@
   function drawBox(svg, id, n) {
     const inst = insts.get(id);
     const kind = id === "input" ? "io" : inst ? "block" : "layer";
-    const grp = el("g", {"class": "box " + kind + (id === selected ? " selected" : ""),
+    const out = [...outputs].some((o) => o === id || (inst && o.startsWith(id + ".")));
+    const grp = el("g", {"class": "box " + kind + (id === selected ? " selected" : "") + (out ? " output" : ""),
                          "data-id": id}, svg);
     el("rect", {x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height,
                 rx: inst ? 8 : 3}, grp);
@@ -177,8 +179,10 @@
     if (inst) return inst.id + " (" + inst.block + "): " + inst.layers + " layers\nparams " +
       inst.params + "\nMACs " + (inst.macs || "0") + "\nclick to open";
     const n = nodes.get(id);
-    return n.id + " (" + n.op + ")\nshape " + n.shape + "\nparams " + n.params + "\nMACs " +
-      (n.macs || "0") + "\nreceptive field " + n.rf + "\n" + (n.source || "");
+    const attrs = Object.entries(layers.get(id).attrs).map(([k, v]) => k + ": " + attrText(v));
+    return [n.id + " (" + n.op + ")" + (outputs.has(id) ? " \u2014 network output" : ""),
+            "shape " + n.shape, "params " + n.params, "MACs " + (n.macs || "0"),
+            "receptive field " + n.rf].concat(attrs, [n.source || "", "click for details"]).join("\n");
   }
 
   function drawEdge(svg, from, to, e, level) {
