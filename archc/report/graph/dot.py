@@ -34,12 +34,7 @@ def _box(b: view.Box, indent: str) -> str:
 
 def render(g: Graph, depth: int = view.UNLIMITED) -> str:
     """The DOT source of ``g`` with instances deeper than ``depth`` collapsed."""
-    members: dict[str | None, list[view.Box]] = {}
-    for b in view.boxes(g, depth):
-        members.setdefault(b.cluster, []).append(b)
-    children: dict[str | None, list[view.Instance]] = {}
-    for inst in view.expanded_instances(g, depth):
-        children.setdefault(inst.parent, []).append(inst)
+    members, children = view.tree(g, depth)
     lines = [f"digraph {quote(g.name)} {{", "  rankdir=TB;",
              '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=10];',
              '  edge [arrowsize=0.6];']

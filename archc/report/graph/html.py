@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from archc.ir.graph import Graph
+from archc.report import numbers as N
 from archc.report.graph import view
 from archc.report.json_report import graph_dict
 from archc.report.table import totals
@@ -58,7 +59,7 @@ def page_data(g: Graph, depth: int) -> dict:
                   for n in g.nodes],
         "instances": [{"id": i.id, "label": i.label, "block": i.block, "parent": i.parent,
                        "depth": i.depth, **view.instance_cells(g, i)} for i in insts.values()],
-        "input_shape": view.N.shape(g.input_shape),
+        "input_shape": N.shape(g.input_shape),
         "outputs": g.outputs,
     }
 

@@ -17,16 +17,9 @@ def label(text: str) -> str:
 
 def render(g: Graph, depth: int = view.UNLIMITED) -> str:
     """The Mermaid source of ``g`` with instances deeper than ``depth`` collapsed."""
-    boxes = view.boxes(g, depth)
-    ids = {b.id: f"n{i}" for i, b in enumerate(boxes)}
-    insts = view.expanded_instances(g, depth)
-    cids = {inst.id: f"b{i}" for i, inst in enumerate(insts)}
-    members: dict[str | None, list[view.Box]] = {}
-    for b in boxes:
-        members.setdefault(b.cluster, []).append(b)
-    children: dict[str | None, list[view.Instance]] = {}
-    for inst in insts:
-        children.setdefault(inst.parent, []).append(inst)
+    ids = {b.id: f"n{i}" for i, b in enumerate(view.boxes(g, depth))}
+    cids = {inst.id: f"b{i}" for i, inst in enumerate(view.expanded_instances(g, depth))}
+    members, children = view.tree(g, depth)
 
     def body(cid, indent) -> list[str]:
         out = []
@@ -39,9 +32,8 @@ def render(g: Graph, depth: int = view.UNLIMITED) -> str:
             out.append(f"{indent}end")
         return out
 
-    lines = ["flowchart TB"] + body(None, "  ")
     pairs = view.edges(g, depth)
-    lines += [f"  {ids[a]} --> {ids[b]}" for a, b in pairs]
+    lines = ["flowchart TB"] + body(None, "  ") + [f"  {ids[a]} --> {ids[b]}" for a, b in pairs]
     skips = view.skip_edges(g, depth)
     orange = [str(i) for i, pair in enumerate(pairs) if pair in skips]  # linkStyle counts edges
     if orange:

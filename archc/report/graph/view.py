@@ -129,6 +129,18 @@ def expanded_instances(g: Graph, depth: int) -> list[Instance]:
     return [i for i in instances(g).values() if i.depth <= depth]
 
 
+def tree(g: Graph, depth: int) -> tuple[dict, dict]:
+    """The drawing as nested frames: ({cluster id or None: its boxes},
+    {cluster id or None: the open instances directly inside it})."""
+    members: dict[str | None, list[Box]] = {}
+    for b in boxes(g, depth):
+        members.setdefault(b.cluster, []).append(b)
+    children: dict[str | None, list[Instance]] = {}
+    for inst in expanded_instances(g, depth):
+        children.setdefault(inst.parent, []).append(inst)
+    return members, children
+
+
 def skip_edges(g: Graph, depth: int) -> set[tuple[str, str]]:
     """Edges that jump over at least one level of the drawing (a ResNet shortcut, a U-Net
     skip, a short Inception branch): levels are longest-path levels of the visible boxes,
