@@ -157,11 +157,11 @@ def evaluate(text: str, env: dict, input_shape=None):
 
 def _strip_marker(body: str) -> str:
     """Drop the leading ``$`` unless it starts a variable: ``$(a + b)``, ``$-1``,
-    ``$max($a, 8)`` lose it; ``$width * 2`` keeps it."""
+    ``$max($a, 8)``, ``$not $a`` lose it; ``$width * 2`` keeps it."""
     if not body.startswith("$"):
         return body
     lead = _LEAD.match(body)
-    if lead and not (lead.group(1) in FUNCTIONS and lead.group(2)):
+    if lead and not (lead.group(1) in FUNCTIONS and lead.group(2)) and lead.group(1) != "not":
         return body
     return body[1:]
 
