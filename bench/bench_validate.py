@@ -185,9 +185,11 @@ def main() -> None:
         rows = generated([int(s) for s in args.sizes.split(",")], args.gen_runs, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(markdown(head, rows))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(markdown(head, rows) + f"\n\nLoad average at the end (1, 5, 15 min): {load} on "
+          f"{os.cpu_count()} CPUs.")
     if args.json:
-        args.json.write_text(json.dumps({"resnet50": head, "generated": rows}, indent=1))
+        args.json.write_text(json.dumps({"resnet50": head, "generated": rows, "load": load}, indent=1))
 
 
 if __name__ == "__main__":
