@@ -121,6 +121,8 @@ def validate(spec, sets, preset, fmt, target):
     graphs = load_graphs(spec, sets, preset)
     if target == "onnx":
         check_onnx_target(graphs)
+    if target in ("torch", "onnx"):  # the ONNX export goes through the torch module
+        check_torch_target(graphs)
     if not graphs and fmt != "json":  # JSON says the same as {"networks": []}
         click.echo("valid: a library of blocks, no network")
         return
@@ -152,6 +154,21 @@ def check_onnx_target(graphs) -> None:
             if get_op(n.op).onnx_opset is None:
                 errors.append(SpecError(f"`{n.op}` cannot be exported to ONNX", n.pos, n.path,
                                         "replace it, or compile to torch only"))
+    if errors:
+        report_errors(SpecErrors(errors))
+
+
+def check_torch_target(graphs) -> None:
+    """Generate each network's torch source (torch-free): names that cannot be code and
+    bad `init` values are reported like any spec error."""
+    from archc.backends.torch.codegen import generate
+
+    errors = []
+    for g in graphs:
+        try:
+            generate(g)
+        except SpecErrors as exc:
+            errors += exc.errors
     if errors:
         report_errors(SpecErrors(errors))
 

@@ -257,7 +257,7 @@ import archc, archc.cli
 from click.testing import CliRunner
 g = archc.load({spec!r})
 assert g.summary.total_params == 61706
-r = CliRunner().invoke(archc.cli.main, ["validate", {spec!r}])
+r = CliRunner().invoke(archc.cli.main, ["validate", {spec!r}, "--target", "torch"])
 assert r.exit_code == 0, r.output
 r = CliRunner().invoke(archc.cli.main, ["compile", {spec!r}, "-o", {out!r}])
 assert r.exit_code == 0, r.output
