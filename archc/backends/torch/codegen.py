@@ -120,7 +120,7 @@ def build_tree(graph: Graph) -> ModuleTree:
         init = op.torch_init(node.attrs, ins, node.meta["shape"])
         if init is None:
             continue
-        if parts in tree.containers or any(parts == k[:len(parts)] for k in map(_split, tree.leaves)):
+        if parts in tree.containers:  # every proper prefix of a layer's name is a container
             raise SpecErrors([SpecError(f"node {node.name!r} clashes with a block of the same name",
                                         node.pos, node.path, "rename one of them")])
         for depth in range(1, len(parts)):
@@ -130,10 +130,6 @@ def build_tree(graph: Graph) -> ModuleTree:
         if node.meta.get("trainable", True) is False:
             tree.lines.append(f"{access(parts)}.requires_grad_(False)  # trainable: false")
     return tree
-
-
-def _split(name: str) -> tuple:
-    return tuple(name.split("."))
 
 
 def _container(tree: ModuleTree, parts: tuple, node) -> None:
@@ -195,6 +191,8 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
         for s in dying[1:]:
             free.append(var[s])
         target = var[dying[0]] if dying else fresh()
+        if last_use[node.name] == i and node.name not in keep and not return_all:
+            free.append(target)  # nothing reads this value: its name is free again at once
         free.sort(key=_var_order)
         var[node.name] = target
         label = "" if node.name in tree.leaves else f"{node.name} "
