@@ -134,3 +134,15 @@ def test_bad_init_values_are_located_errors(layers, train, message):
     with pytest.raises(SpecErrors) as exc:
         archc.generate_source(spec(layers, train, shape="[3, 4, 4]"))
     assert [e.render() for e in exc.value.errors] == [message]
+
+
+@pytest.mark.parametrize("default, message", [
+    ({"conv2d": "he_normal", "batchnorm": "zeros"},
+     "error: init: unknown op kind 'batchnorm' in the per-kind init — did you mean `batchnorm2d` or `batchnorm1d`?"),
+    ({"name": "he_normall"}, "error: init: unknown initialisation 'he_normall' — "
+                                      "did you mean `he_normal` or `normal` or `he_uniform`?"),
+])
+def test_a_bad_network_default_is_reported_even_if_unused(default, message):
+    with pytest.raises(SpecErrors) as exc:
+        archc.generate_source("archc: 1\ninput: [3]\nlayers:\n  - relu\n", init=default)
+    assert [e.render() for e in exc.value.errors] == [message]

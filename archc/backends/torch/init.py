@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 
 from archc.errors import AttrError, Pos, SpecError, SpecErrors
-from archc.ops.registry import REQUIRED, Attr, Choice, Float, get_op, suggest
+from archc.ops.registry import REQUIRED, Attr, Choice, Float, all_ops, get_op, suggest
 
 _NONLINEARITIES = Choice("relu", "leaky_relu", "linear", "tanh", "sigmoid", "selu", "conv2d")
 
@@ -141,7 +141,20 @@ def per_tensor(value) -> list[tuple[str, object, bool]]:
 
 
 def _is_per_op(value) -> bool:
-    return isinstance(value, dict) and bool(value) and all(get_op(str(k)) for k in value)
+    """A network default keyed by op kinds (``{conv2d: he_normal, ...}``)."""
+    return isinstance(value, dict) and any(get_op(str(k)) for k in value)
+
+
+def check_default(default) -> None:
+    """Check a network default as a whole, so that a bad one is reported even where no
+    layer uses it. Raises _Bad."""
+    per_op = default if _is_per_op(default) else {None: default}
+    for kind, value in per_op.items():
+        if kind is not None and get_op(str(kind)) is None:
+            raise _Bad(f"unknown op kind {kind!r} in the per-kind init",
+                       suggest(str(kind), [k for k in all_ops()]))
+        for _, scheme, _ in per_tensor(value):
+            parse_scheme(scheme)
 
 
 def plan(graph, default=None, default_source: str = "build") -> list[InitCall]:
@@ -155,6 +168,11 @@ def plan(graph, default=None, default_source: str = "build") -> list[InitCall]:
         pos = train.pos_of("init") if hasattr(train, "pos_of") else Pos(graph.file)
         where = (pos, "train.init")
     calls, errors = [], {}
+    if default is not None:
+        try:
+            check_default(default)
+        except _Bad as exc:
+            raise SpecErrors([SpecError(exc.message, *where, exc.fix)]) from None
     for node in graph.nodes:
         try:
             value = _choose(node, default)
