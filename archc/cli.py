@@ -329,5 +329,103 @@ def save_weights(graph, output: str, suffix: str, seed, init) -> None:
         torch.save(state, output)
 
 
+# --------------------------------------------------------------------------- training
+
+
+def _train_target(spec: str, sets, preset):
+    """(path, network, overrides) of SPEC[:NETWORK], checked like the other commands."""
+    from archc.api import split_target
+
+    path, network = split_target(resolve_spec(spec))
+    return path, network, parse_sets(sets)
+
+
+def _run_training(fn):
+    """Run ``fn``; TrainError/SpecErrors become one clear message and exit 1."""
+    from archc.train.errors import TrainError
+
+    try:
+        return fn()
+    except SpecErrors as exc:
+        report_errors(exc)
+    except TrainError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise CliError("interrupted; the last finished epoch is in RUN_DIR/last.pt (continue with --resume)") from None
+
+
+@main.command()
+@click.argument("spec", metavar="SPEC[:NETWORK]", required=False)
+@click.option("--data", default=None, metavar="SOURCE",
+              help="digits (default), an .npz file, an image folder, an MNIST or CIFAR-10 folder.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--device", default=None, metavar="auto|cpu|cuda", help="Default: auto (CUDA when available).")
+@click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/NAME[-N]).")
+@click.option("--resume", default=None, metavar="RUN_DIR", help="Continue a stopped run from its last.pt.")
+@click.option("--seed", type=int, default=None)
+@click.option("--init-from", default=None, metavar="CKPT", help="Start from these weights (matching names and shapes).")
+@click.option("--freeze", default=None, metavar="IDS/GLOBS", help="Comma-separated layer ids or globs to freeze.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
+@set_option
+@preset_option
+def train(spec, data, epochs, batch_size, lr, device, out, resume, seed, init_from, freeze, quiet, as_json,
+          sets, preset):
+    """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
+    import json
+
+    if spec is None and resume is None:
+        raise click.UsageError("give SPEC, or --resume RUN_DIR")
+    path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
+    flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
+             "seed": seed, "init_from": init_from,
+             "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
+
+    def run():
+        from archc.train.run import Request
+        from archc.train.run import train as run_training
+
+        return run_training(Request(path, network, overrides, preset, flags, out, resume,
+                                    "quiet" if quiet else "auto"))
+
+    metrics, run_dir = _run_training(run)
+    if as_json:
+        click.echo(json.dumps(metrics | {"run_dir": str(run_dir)}, indent=2))
+    elif not quiet:
+        shown = {k: v for k, v in metrics.items() if k.startswith("test_")} or metrics
+        click.echo("final: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in shown.items()) + f"  (run: {run_dir})", err=True)
+
+
+@main.command()
+@spec_argument
+@click.option("--weights", required=True, metavar="CKPT", help="A checkpoint (best.pt, last.pt) or state_dict.")
+@click.option("--data", default=None, metavar="SOURCE", help="Default: the spec's train.data.")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--device", default=None, metavar="auto|cpu|cuda")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@set_option
+@preset_option
+def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, preset):
+    """Report the loss and metrics of trained weights on a data set."""
+    import json
+
+    path, network, overrides = _train_target(spec, sets, preset)
+
+    def run():
+        from archc.train import evaluate as evaluate_weights
+
+        return evaluate_weights(path, weights, network, overrides=overrides, preset=preset, split=split,
+                                data=data, batch_size=batch_size, device=device)
+
+    metrics = _run_training(run)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        click.echo("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
 if __name__ == "__main__":
     main()

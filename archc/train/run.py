@@ -1,0 +1,180 @@
+"""A training run from end to end: spec -> config -> data -> model -> run directory -> trainer.
+
+The run directory holds::
+
+    config.json    the effective configuration (spec, overrides, the train settings)
+    last.pt        the state after the last finished epoch (model, optimizer, schedule, RNG)
+    best.pt        the model with the best monitored value so far
+    metrics.jsonl  one line of metrics per epoch
+    metrics.json   the final metrics (the best model on the test split)
+    curves.png     loss and metric curves (when matplotlib is installed)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from archc.train import checkpoint as ckpt
+from archc.train.config import from_json, make_config, to_json
+from archc.train.errors import TrainError
+
+
+@dataclass
+class Request:
+    """What the user asked for (the CLI's arguments, or the Python API's)."""
+
+    spec: str | None = None
+    network: str | None = None
+    overrides: dict | None = None
+    preset: str | None = None
+    flags: dict | None = None      # epochs, batch_size, lr, data, device, seed, init_from, freeze
+    out: str | None = None
+    resume: str | None = None
+    progress: str = "auto"         # auto | plain | quiet
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError(f"--device {name}: no CUDA device is available here", "use --device cpu or auto")
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise TrainError("--device mps: not available here", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def new_run_dir(name: str) -> Path:
+    base = Path("runs")
+    for n in range(1, 10_000):
+        d = base / (name if n == 1 else f"{name}-{n}")
+        if not d.exists():
+            return d
+    raise TrainError("runs/ is full of runs of this name", "give --out RUN_DIR")
+
+
+def make_run_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainError(f"cannot create the run directory {path}: {exc.strerror or exc}",
+                         "choose a writable place with --out") from None
+    if not os.access(path, os.W_OK):
+        raise TrainError(f"the run directory {path} is not writable", "choose a writable place with --out")
+    return path
+
+
+def _settings(req: Request):
+    """(graph, cfg, run_dir, resume state or None)."""
+    from archc.backends.torch.codegen import as_graph
+
+    if req.resume:
+        run_dir = Path(req.resume)
+        saved = _read_config(run_dir)
+        spec = req.spec or saved["spec"]
+        graph = as_graph(spec, req.network or saved.get("network"), saved.get("overrides") or None,
+                         saved.get("preset"))
+        if saved.get("spec_hash") and graph.spec_hash != saved["spec_hash"]:
+            raise TrainError(f"the spec {spec} changed since the run in {run_dir} started",
+                             "resume with the same spec, or start a new run")
+        cfg = from_json(saved["train"])
+        if req.flags and req.flags.get("epochs"):
+            cfg.epochs = req.flags["epochs"]  # more epochs: the one setting a resume may change
+        return graph, cfg, run_dir, ckpt.load(run_dir / "last.pt")
+    graph = as_graph(req.spec, req.network, req.overrides, req.preset)
+    cfg = make_config(graph.train, req.flags)
+    run_dir = Path(req.out) if req.out else new_run_dir(graph.name)
+    return graph, cfg, run_dir, None
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not (run_dir / "last.pt").exists():
+        raise TrainError(f"--resume {run_dir}: no last.pt there (no epoch had finished)",
+                         "start the run again without --resume")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"--resume {run_dir}: cannot read config.json ({exc})") from None
+
+
+def train(req: Request) -> tuple[dict, Path]:
+    """Run the request; returns (final metrics, run directory). Raises TrainError/SpecErrors."""
+    from archc.backends.torch.build import build
+    from archc.train.data import prepare
+    from archc.train.loop import Context, make_trainer
+    from archc.train.progress import Progress
+    from archc.train.tasks import get_task
+    from archc.train.transfer import freeze, init_from
+
+    graph, cfg, run_dir, resume_state = _settings(req)
+    progress = Progress(req.progress)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    task = get_task(cfg.task)
+    splits = prepare(cfg, tuple(graph.input_shape))
+    task.check(splits, tuple(graph.shape_of(graph.outputs[0])))
+    model = build(graph, seed=cfg.seed)
+    if cfg.init_from and resume_state is None:
+        init_from(model, cfg.init_from, progress.message)
+    if cfg.freeze:
+        freeze(model, cfg.freeze, progress.message)
+    model = model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    make_run_dir(run_dir)
+    ckpt.write_json(run_dir / "config.json", _config_json(req, graph, cfg, splits))
+    ctx = Context(cfg, graph, model, splits, task, device, run_dir, progress)
+    trainer = make_trainer(ctx)
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+        progress.message(f"resuming {run_dir} after epoch {trainer.epoch}")
+    progress.message(_banner(graph, cfg, splits, device, run_dir))
+    try:
+        metrics = trainer.fit()
+    finally:
+        progress.close()
+    ckpt.write_json(run_dir / "metrics.json", metrics)
+    _curves(run_dir, trainer.history, progress)
+    return metrics, run_dir
+
+
+def _config_json(req: Request, graph, cfg, splits) -> dict:
+    import archc
+
+    return {"archc": archc.__version__, "spec": str(graph.file) if graph.file else req.spec,
+            "network": req.network, "overrides": req.overrides or {}, "preset": req.preset,
+            "spec_hash": graph.spec_hash, "train": to_json(cfg),
+            "data": {"train": len(splits.train), "val": len(splits.val) if splits.val is not None else 0,
+                     "test": len(splits.test) if splits.test is not None else 0,
+                     "classes": splits.classes, "normalize": splits.normalize}}
+
+
+def _banner(graph, cfg, splits, device, run_dir) -> str:
+    n = lambda a: len(a) if a is not None else 0  # noqa: E731
+    return (f"training {graph.name} on {cfg.data.source} ({n(splits.train)} train, {n(splits.val)} val, "
+            f"{n(splits.test)} test) for {cfg.epochs} epochs on {device}; run: {run_dir}")
+
+
+def _curves(run_dir: Path, history: list, progress) -> None:
+    from archc.train.plot import write_curves
+
+    note = write_curves(run_dir / "curves.png", history)
+    if note:
+        progress.message(note)
