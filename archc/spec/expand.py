@@ -301,10 +301,10 @@ class Expander:
 
     # -- an op node ----------------------------------------------------------------------
     def op_node(self, op, body, scope, env, inputs, local, path, pos) -> str | None:
-        attrs, ok, misspelt = {}, True, set()
+        attrs, ok, misspelt, given = {}, True, set(), set()
         for key, raw in body.items():
-            if key in COMMON_KEYS:
-                continue
+            if key in COMMON_KEYS or (raw is None and key in op.attrs):
+                continue  # `key: null` (or `key:`) means the default
             if key not in op.attrs:
                 close = difflib.get_close_matches(key, list(op.attrs), n=3, cutoff=0.6)
                 misspelt.update(close)  # `kernal` is reported; a missing `kernel` would repeat it
@@ -315,6 +315,7 @@ class Expander:
                            scope)
                 ok = False
                 continue
+            given.add(key)
             value, defined = self.defined(raw, env, scope, body.pos_of(key), f"{path}.{key}")
             if not defined:
                 ok = False
@@ -325,7 +326,7 @@ class Expander:
                 self.error(exc.message, body.pos_of(key), f"{path}.{key}", exc.fix, scope)
                 ok = False
         for key, spec in op.attrs.items():
-            if key not in attrs and key not in body:
+            if key not in attrs and key not in given:
                 if spec.default is REQUIRED and key in misspelt:
                     ok = False
                 elif spec.default is REQUIRED:
@@ -387,8 +388,8 @@ class Expander:
             return None
         args, ok = {}, True
         for key, raw in body.items():
-            if key in COMMON_KEYS:
-                continue
+            if key in COMMON_KEYS or (raw is None and key in block.args):
+                continue  # `arg: null` means the default, as for op attributes
             if key not in block.args:
                 self.error(f"block `{block.name}` has no argument `{key}`", body.key_pos_of(key),
                            f"{path}.{key}", suggest(key, block.args).replace(
@@ -400,7 +401,7 @@ class Expander:
                                               input_name=inputs[0])
             ok = ok and defined
         for key, default in block.args.items():
-            if key not in args and key not in body:
+            if key not in args and body.get(key) is None:
                 if default == REQUIRED_ARG:
                     self.error(f"block `{block.name}` needs argument `{key}`", pos, path,
                                f"add `{key}:` to the call", scope)

@@ -121,8 +121,9 @@ def _layer_item(ops: dict) -> dict:
         "description": "one layer: `op: {attrs}`, a block call `block: {args}`, or a bare op name",
         "minProperties": 1, "maxProperties": 1,
         "properties": op_props,
-        # Block calls: their argument names depend on the block, checked at expansion.
-        "additionalProperties": {"type": ["object", "null"]},
+        # Block calls: their argument names depend on the block, checked at expansion;
+        # the common keys (from, repeat, when...) are checked here as for ops.
+        "additionalProperties": {"type": ["object", "null"], "properties": COMMON_KEYS},
         "pattern": IDENT,
     }
 
