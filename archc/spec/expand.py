@@ -50,6 +50,7 @@ class Scope:
     ids: dict = field(default_factory=dict)  # local id -> node name of its output
     counters: dict = field(default_factory=dict)
     visible: dict | None = None  # blocks callable here (an imported block's file), else the doc's
+    frozen: bool = False  # inside a block call with `trainable: false`: every layer is frozen
 
     def full(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -346,7 +347,7 @@ class Expander:
         attrs = op.normalize(attrs)
         name = scope.full(local)
         node = Node(name, op.name, attrs, list(inputs), pos, path, scope.scope, scope.blocks)
-        node.meta["trainable"] = body.get("trainable", True)
+        node.meta["trainable"] = body.get("trainable", True) and not scope.frozen
         if "init" in body:
             node.meta["init"] = body["init"]
         self.infer(op, node, scope)
@@ -417,7 +418,8 @@ class Expander:
                      f"(defined at {block.pos})")
         inner = Scope(scope.full(local), inner_env, inputs[0], f"{path} > blocks.{block.name}.",
                       scope.stack + (block.name,), scope.scope + (local,), scope.blocks + (block.name,),
-                      [note] + scope.notes, visible=block.visible or scope.visible)
+                      [note] + scope.notes, visible=block.visible or scope.visible,
+                      frozen=scope.frozen or body.get("trainable", True) is False)
         before = len(self.errors)
         out = self.layers(block.layers, inner)
         if len(self.errors) > before:
