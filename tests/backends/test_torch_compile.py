@@ -1,4 +1,4 @@
-"""Layouts and compilers: the generated modules capture as one graph under
+"""Layouts and compilers: every zoo network captures as one graph under
 ``torch.compile(fullgraph=True)`` (no graph breaks), run under inductor, and give the same
 outputs in channels_last memory format."""
 
@@ -12,24 +12,21 @@ import torch
 
 import archc
 from archc.zoo import zoo_dir
-
-NETS = [("lenet5", None, None), ("resnet50", None, {"input": [3, 64, 64]}),
-        ("googlenet", None, {"input": [3, 64, 64]}), ("unet", None, {"input": [1, 188, 188], "width": 8}),
-        ("dcgan", "generator", {"ngf": 8})]
+from torch_checks import zoo_networks
 
 
-def load(stem, network, overrides):
-    graph = archc.load(zoo_dir() / f"{stem}.yaml", network, overrides)
+def load(path, network, overrides):
+    graph = archc.load(path, network, overrides)
     model = archc.build(graph, seed=0).eval()
     x = torch.randn(2, *graph.input_shape, generator=torch.Generator().manual_seed(1))
     return model, x
 
 
-@pytest.mark.parametrize("stem, network, overrides", NETS, ids=[n[0] for n in NETS])
-def test_fullgraph_capture(stem, network, overrides):
+@pytest.mark.parametrize("path, network, overrides", zoo_networks())
+def test_fullgraph_capture(path, network, overrides):
     """Dynamo traces forward as one graph (fullgraph=True raises on any break); the
     'eager' backend runs that graph without compiling kernels, so this stays fast."""
-    model, x = load(stem, network, overrides)
+    model, x = load(path, network, overrides)
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     with torch.no_grad():
@@ -41,25 +38,25 @@ def test_fullgraph_capture(stem, network, overrides):
 @pytest.mark.skipif(os.environ.get("ARCHC_TEST_INDUCTOR") != "1",
                     reason="inductor compiles C++ for ~45 s on a cold CPU cache; set ARCHC_TEST_INDUCTOR=1")
 def test_inductor_compiles_lenet5():
-    model, x = load("lenet5", None, None)
+    model, x = load(zoo_dir() / "lenet5.yaml", None, None)
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("stem, network, overrides", NETS, ids=[n[0] for n in NETS])
-def test_channels_last_gives_the_same_outputs(stem, network, overrides):
-    model, x = load(stem, network, overrides)
+@pytest.mark.parametrize("path, network, overrides", zoo_networks())
+def test_channels_last_gives_the_same_outputs(path, network, overrides):
+    model, x = load(path, network, overrides)
     with torch.no_grad():
         want = model(x)
         model = model.to(memory_format=torch.channels_last)
-        got = model(x.contiguous(memory_format=torch.channels_last))
+        got = model(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_to_device_and_dtype():
-    model, x = load("lenet5", None, None)
+    model, x = load(zoo_dir() / "lenet5.yaml", None, None)
     with torch.no_grad():
         want = model(x)
         got = model.to(torch.float64)(x.double())

@@ -11,30 +11,7 @@ import pytest
 
 import archc
 from archc.zoo import zoo_specs
-from torch_checks import check_graph
-
-# spec stem -> overrides that keep the test fast (same parameters where the net allows)
-SMALL = {
-    "alexnet": {"input": [3, 64, 64]},
-    "googlenet": {"input": [3, 64, 64]},
-    "resnet18": {"input": [3, 64, 64]},
-    "resnet34": {"input": [3, 64, 64]},
-    "resnet50": {"input": [3, 64, 64]},
-    "unet": {"input": [1, 188, 188], "width": 8},
-    "vgg16": {"input": [3, 32, 32]},
-    "vgg19": {"input": [3, 32, 32]},
-}
-
-
-def zoo_networks():
-    out = []
-    for path in zoo_specs():
-        overrides = SMALL.get(path.stem)
-        for graph in archc.load_all(str(path), overrides=overrides):
-            label = path.stem if graph.name == path.stem else f"{path.stem}:{graph.name}"
-            out.append(pytest.param(str(path), graph.name, overrides, id=label))
-    return out
-
+from torch_checks import check_graph, zoo_networks
 
 def test_the_zoo_is_there():
     assert len(zoo_specs()) >= 5, "specs/ should hold the reference networks"

@@ -13,9 +13,36 @@ runs both on one random batch and asserts
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+import archc
 from archc.backends.torch.build import build
+from archc.zoo import zoo_specs
+
+# zoo spec stem -> overrides that keep tests fast (the large networks are fully
+# convolutional up to a global or adaptive pool, so their parameters stay the same)
+SMALL = {
+    "alexnet": {"input": [3, 64, 64]},
+    "googlenet": {"input": [3, 64, 64]},
+    "resnet18": {"input": [3, 64, 64]},
+    "resnet34": {"input": [3, 64, 64]},
+    "resnet50": {"input": [3, 64, 64]},
+    "unet": {"input": [1, 188, 188], "width": 8},
+    "vgg16": {"input": [3, 32, 32]},
+    "vgg19": {"input": [3, 32, 32]},
+}
+
+
+def zoo_networks():
+    """pytest params (path, network, overrides) for every network of every zoo spec."""
+    out = []
+    for path in zoo_specs():
+        overrides = SMALL.get(path.stem)
+        for graph in archc.load_all(str(path), overrides=overrides):
+            label = path.stem if graph.name == path.stem else f"{path.stem}:{graph.name}"
+            out.append(pytest.param(str(path), graph.name, overrides, id=label))
+    return out
 
 
 def run(model, x):
