@@ -152,12 +152,12 @@ def check_default(default) -> None:
     for kind, value in per_op.items():
         if kind is not None and get_op(str(kind)) is None:
             raise _Bad(f"unknown op kind {kind!r} in the per-kind init",
-                       suggest(str(kind), [k for k in all_ops()]))
+                       suggest(str(kind), list(all_ops())))
         for _, scheme, _ in per_tensor(value):
             parse_scheme(scheme)
 
 
-def plan(graph, default=None, default_source: str = "build") -> list[InitCall]:
+def plan(graph, default=None) -> list[InitCall]:
     """The initialisation calls of ``graph``, in node order. ``default`` is the network
     default (build's ``init``), else ``train.init`` is read. Raises SpecErrors listing
     every bad value, located at its node."""
