@@ -144,16 +144,11 @@ def validate(spec, sets, preset, fmt, target):
             render(g, console)
 
 
-def check_onnx_target(graphs) -> None:
-    from archc.errors import SpecError
-    from archc.ops.registry import get_op
+def check_onnx_target(graphs, opset=None) -> None:
+    """Ops that cannot be exported (or not at ``opset``), before any tracing (torch-free)."""
+    from archc.backends.onnx.target import DEFAULT_OPSET, target_errors
 
-    errors = []
-    for g in graphs:
-        for n in g.nodes:
-            if get_op(n.op).onnx_opset is None:
-                errors.append(SpecError(f"`{n.op}` cannot be exported to ONNX", n.pos, n.path,
-                                        "replace it, or compile to torch only"))
+    errors = [e for g in graphs for e in target_errors(g, opset or DEFAULT_OPSET, single_file=False)]
     if errors:
         report_errors(SpecErrors(errors))
 
@@ -426,6 +421,78 @@ def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, pres
         click.echo(json.dumps(metrics, indent=2))
     else:
         click.echo("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def _onnx_errors(fn):
+    """Run ``fn``; an OnnxError is one line and exit 1, a SpecErrors the usual report."""
+    from archc.backends.onnx import OnnxError
+
+    try:
+        return fn()
+    except OnnxError as exc:
+        raise CliError(str(exc)) from None
+    except SpecErrors as exc:
+        report_errors(exc)
+
+
+@main.command()
+@spec_argument
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--weights", default=None, metavar="CKPT", help="Trained weights (state_dict, checkpoint, "
+              ".safetensors); default: the spec's initialisation.")
+@click.option("--opset", type=int, default=None, help="ONNX opset, 18-25 (default 20).")
+@click.option("--dynamic-batch/--static-batch", "dynamic", default=True, show_default=True,
+              help="A batch of any size, or fixed at 1.")
+@click.option("--single-file/--external-data", "single", default=True, show_default=True,
+              help="Weights inside the file, or beside it in FILE.data (needed above 2 GiB).")
+@click.option("--optimize", type=click.Choice(["none", "basic", "extended"]), default="none", show_default=True,
+              help="Rewrite the file with onnxruntime's graph optimisations (extended: onnxruntime-only ops).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Checker, ONNX shape inference vs archc's shapes, onnxruntime vs torch.")
+@set_option
+@preset_option
+def export(spec, output, weights, opset, dynamic, single, optimize, check, sets, preset):
+    """Export SPEC[:NETWORK] to ONNX (through torch.onnx) and check it against PyTorch."""
+    from archc.backends.onnx.commands import export_lines
+
+    graphs = load_graphs(spec, sets, preset, all_networks=False)
+    check_onnx_target(graphs, opset)
+    lines, ok = _onnx_errors(lambda: export_lines(graphs[0], output, weights, opset, dynamic,
+                                                  not single, optimize, check))
+    for line in lines:
+        click.echo(line)
+    if not ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("model", metavar="MODEL.onnx|SPEC")
+@click.option("--input", "input_file", required=True, metavar="FILE",
+              help=".npy/.npz array (batch first, or one example), or an image for image classifiers.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Save the output array (.npy) instead of printing top-k classes.")
+@click.option("--weights", default=None, metavar="CKPT", help="With a SPEC: the trained weights (runs torch).")
+@set_option
+@preset_option
+def infer(model, input_file, provider, topk, output, weights, sets, preset):
+    """Run MODEL.onnx with onnxruntime (or SPEC with --weights in torch) on an input file."""
+    from archc.backends.onnx.commands import infer_onnx, infer_spec, is_onnx_file
+
+    if is_onnx_file(model):
+        lines, note = _onnx_errors(lambda: infer_onnx(model, input_file, provider, topk, output))
+        if note:
+            click.echo(note, err=True)
+    else:
+        graph = load_graphs(model, sets, preset, all_networks=False)[0]
+        lines = _onnx_errors(lambda: infer_spec(graph, weights, input_file, topk, output))
+    for line in lines:
+        click.echo(line)
+
 
 if __name__ == "__main__":
     main()
