@@ -93,6 +93,8 @@ def _settings(req: Request):
         if saved.get("spec_hash") and graph.spec_hash != saved["spec_hash"]:
             raise TrainError(f"the spec {spec} changed since the run in {run_dir} started",
                              "resume with the same spec, or start a new run")
+        for stale in run_dir.glob(".*.tmp"):  # a write the kill interrupted: never a checkpoint
+            stale.unlink(missing_ok=True)
         cfg = from_json(saved["train"])
         if req.flags and req.flags.get("epochs"):
             cfg.epochs = req.flags["epochs"]  # more epochs: the one setting a resume may change
@@ -158,7 +160,8 @@ def train(req: Request) -> tuple[dict, Path]:
 def _config_json(req: Request, graph, cfg, splits) -> dict:
     import archc
 
-    return {"archc": archc.__version__, "spec": str(graph.file) if graph.file else req.spec,
+    spec = str(Path(graph.file).resolve()) if graph.file and Path(graph.file).exists() else req.spec
+    return {"archc": archc.__version__, "spec": spec,
             "network": req.network, "overrides": req.overrides or {}, "preset": req.preset,
             "spec_hash": graph.spec_hash, "train": to_json(cfg),
             "data": {"train": len(splits.train), "val": len(splits.val) if splits.val is not None else 0,

@@ -4,10 +4,11 @@
 seed, with a mask that gives each pixel its class — 0 background, 1 circle, 2 rectangle,
 3 triangle (:data:`SHAPE_CLASSES`). The images are drawn at the spec's input size, so
 any U-Net input works without resizing. Every image has 1–3 shapes of random size
-(12–30 % of the side), position and intensity (a colour on 3-channel inputs); a later
-shape covers an earlier one, and the mask says what is visible. The background is a
-random grey level with Gaussian noise (σ = 0.08), so a pixel's class cannot be read
-from its value alone: the network must see the outline. The seed is
+(12–30 % of the side), position and brightness (a colour on 3-channel inputs); a later
+shape covers an earlier one, and the mask says what is visible. Shapes are brighter
+(0.55–1) than the background (0–0.35), and Gaussian noise (σ = 0.1) covers everything:
+telling a shape from the background is easy, telling a circle from a rectangle or a
+triangle needs the outline. The seed is
 ``train.data.split_seed``: the same seed draws the same data set on every machine.
 
 Image/mask folders: a folder with ``images/`` and ``masks/`` sub-folders whose files
@@ -64,15 +65,14 @@ def draw_shapes(n: int, shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.nda
     images = np.empty((n, c, h, w), np.float32)
     masks = np.zeros((n, h, w), np.uint8)
     for i in range(n):
-        background = rng.uniform(0.0, 1.0, size=(c, 1, 1))
+        background = rng.uniform(0.0, 0.35, size=(c, 1, 1))
         image = np.broadcast_to(background, (c, h, w)).copy()
         for _ in range(rng.integers(1, 4)):
             kind = int(rng.integers(1, 4))
             inside = _shape_mask(kind, yy, xx, rng, h, w)
-            colour = (background[:, 0, 0] + rng.uniform(0.3, 0.7, size=c) * rng.choice([-1, 1], size=c)) % 1.0
-            image[:, inside] = colour[:, None]
+            image[:, inside] = rng.uniform(0.55, 1.0, size=(c, 1))  # brighter than any background
             masks[i][inside] = kind
-        images[i] = np.clip(image + rng.normal(0, 0.08, size=(c, h, w)), 0, 1)
+        images[i] = np.clip(image + rng.normal(0, 0.1, size=(c, h, w)), 0, 1)
     return images, masks
 
 
