@@ -40,7 +40,17 @@ def totals(g: Graph) -> list[tuple[str, str]]:
     ]
 
 
+# Above this many rows rich's table layout costs seconds (about 0.5 ms per row), so the
+# same columns are written as plain aligned text instead (docs/benchmarks.md).
+PLAIN_ROWS = 2000
+HEADERS = ("Layer", "Op", "Output shape", "Params", "MACs", "RF")
+
+
 def render(g: Graph, console) -> None:
+    table = list(rows(g))
+    if len(table) > PLAIN_ROWS:
+        render_plain(g, table, console.file)
+        return
     from rich.table import Table
     from rich import box
 
@@ -52,10 +62,29 @@ def render(g: Graph, console) -> None:
     t.add_column("Params", justify="right", no_wrap=True)
     t.add_column("MACs", justify="right", no_wrap=True)
     t.add_column("RF", justify="right", no_wrap=True)
-    for depth, label, op, shape, params, macs, rf in rows(g):
+    for depth, label, op, shape, params, macs, rf in table:
         style = "bold" if not shape else None
         t.add_row("  " * depth + label, op, shape, params, macs, rf, style=style)
     console.print(t)
     width = max(len(k) for k, _ in totals(g))
     for key, value in totals(g):
         console.print(f"{key:<{width}}  {value}", highlight=False)
+
+
+def render_plain(g: Graph, table: list, out) -> None:
+    """The same table as aligned plain text, written at once: linear and fast."""
+    cells = [("  " * depth + label, op, shape, params, macs, rf)
+             for depth, label, op, shape, params, macs, rf in table]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
+
+    def line(values):
+        left = [f"{v:<{w}}" for v, w in zip(values[:3], widths)]
+        right = [f"{v:>{w}}" for v, w in zip(values[3:], widths[3:])]
+        return "  ".join(left + right).rstrip()
+
+    head = line(HEADERS)
+    text = [f"{g.name}  ({g.summary.nodes} nodes)", "", head, "─" * len(head)]
+    text += [line(c) for c in cells] + [""]
+    width = max(len(k) for k, _ in totals(g))
+    text += [f"{key:<{width}}  {value}" for key, value in totals(g)]
+    out.write("\n".join(text) + "\n")
