@@ -29,7 +29,7 @@ def test_lenet5_reaches_97_percent_on_digits(tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 16))
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["batch_size"] == 32 and config["train"]["optimizer"]["name"] == "adam"
-    assert config["data"] == {"train": 1295, "val": 143, "test": 359, "classes": [str(i) for i in range(10)],
+    assert config["data"] == {"train": 1294, "val": 144, "test": 359, "classes": [str(i) for i in range(10)],
                               "normalize": config["data"]["normalize"]}
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
     for name in ("best.pt", "last.pt", "curves.png"):

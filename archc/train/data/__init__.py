@@ -126,20 +126,21 @@ def _test_part(full: Arrays, data, shape) -> tuple[Arrays, Arrays | None]:
 
 
 def _split(a: Arrays, fraction: float, seed: int) -> tuple[Arrays, Arrays | None]:
-    """(rest, part): a fixed fraction chosen by a seeded shuffle, stratified per class for
-    class labels so that every class is in both parts."""
+    """(rest, part): a fixed fraction chosen by a seeded shuffle; for class labels it is
+    stratified (each class gives its share: examples are taken in the order of their
+    relative position within their class), so every class is in both parts."""
     if fraction <= 0:
         return a, None
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(a), generator=g)
+    count = max(1, round(len(a) * fraction))
     if a.y.dtype == torch.long and a.y.dim() == 1:
-        take = []
+        keys = torch.empty(len(a))
         for c in torch.unique(a.y):
             members = order[a.y[order] == c]
-            take.append(members[: max(1, round(len(members) * fraction))])
-        part = torch.cat(take)
-    else:
-        part = order[: max(1, round(len(a) * fraction))]
+            keys[members] = (torch.arange(len(members)) + 0.5) / len(members)
+        order = order[torch.sort(keys[order], stable=True).indices]
+    part = order[:count]
     mask = torch.ones(len(a), dtype=torch.bool)
     mask[part] = False
     part = part.sort().values

@@ -4,7 +4,7 @@
 seed, with a mask that gives each pixel its class — 0 background, 1 circle, 2 rectangle,
 3 triangle (:data:`SHAPE_CLASSES`). The images are drawn at the spec's input size, so
 any U-Net input works without resizing. Every image has 1–3 shapes of random size
-(12–30 % of the side), position and brightness (a colour on 3-channel inputs); a later
+(radius 12–30 % of the side), position and brightness (a colour on 3-channel inputs); a later
 shape covers an earlier one, and the mask says what is visible. Shapes are brighter
 (0.55–1) than the background (0–0.35), and Gaussian noise (σ = 0.1) covers everything:
 telling a shape from the background is easy, telling a circle from a rectangle or a

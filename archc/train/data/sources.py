@@ -178,7 +178,8 @@ class _SafeUnpickler(pickle.Unpickler):
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+               ("numpy._core.multiarray", "scalar"),
+               ("_codecs", "encode")}  # how Python 3 pickles bytes at protocol 2: a pure function
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
