@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from archc.errors import AttrError, ExprError, Pos, ShapeError, SpecError, SpecErrors
 from archc.ir.graph import INPUT, Graph, Node
+from archc.ir.names import name_fix, name_problem
 from archc.ops.registry import REQUIRED, get_op, suggest
 from archc.spec.document import REQUIRED_ARG, Document, NetworkDef
 from archc.spec.expr import UnknownInput, evaluate, is_expression
@@ -29,12 +30,11 @@ MAX_NODES = 200_000
 MAX_REPEAT = 10_000
 MAX_BLOCK_DEPTH = 32  # block instances nested in each other (each level is a Python frame chain)
 FAILED = "?"  # names of layers that failed start with it: no shape, and no further errors
-RESERVED_IDS = {"input", "self", "forward", "torch", "nn", "F"}
 
 
 def valid_id(name: str) -> bool:
-    """An id that can become a Python attribute of generated code, safely."""
-    return bool(IDENT.fullmatch(name)) and name not in RESERVED_IDS and not name.startswith("__")
+    """An id that can become a Python attribute of generated code, safely (archc/ir/names.py)."""
+    return name_problem(name) is None
 
 
 @dataclass
@@ -193,10 +193,9 @@ class Expander:
             if local is None:
                 return None
             if not valid_id(local):
-                self.error(f"id {local!r} is not a valid name",
+                self.error(f"id {local!r} {name_problem(local)}",
                            body.pos_of("id"), path + ".id",
-                           "use letters, digits and _ (not starting with a digit or __), "
-                           "and none of: " + ", ".join(sorted(RESERVED_IDS)), scope)
+                           name_fix(local), scope)
                 return None
             if local in scope.ids or scope.full(local) in self.names:
                 self.error(f"duplicate id {local!r}", body.pos_of("id"), path + ".id",

@@ -24,7 +24,7 @@ from archc.spec.loader import LDict, LList
 
 FORMAT_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
-IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$"  # no trailing newline (Python's $ allows one)
 EXPR = {"type": "string", "pattern": r"^\s*\$", "description": "an expression: `$width * 2`"}
 
 COMMON_KEYS = {

@@ -29,26 +29,11 @@ from pathlib import Path
 
 from archc.errors import SpecError, SpecErrors
 from archc.ir.graph import INPUT, Graph
+from archc.ir.names import GENERATED_NAMES, MODULE_ATTRS, name_fix, name_problem  # noqa: F401
 from archc.ops.registry import get_op
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _INDEX = re.compile(r"[0-9]+")
-# Public names of torch.nn.Module (tests/backends/test_torch_source.py keeps this in step
-# with the installed torch) and the generated class's own methods: a submodule called
-# `train` or `forward` would shadow them. Names starting with `_` are refused as a whole.
-MODULE_ATTRS = frozenset("""
-T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
-double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
-get_submodule half ipu load_state_dict modules mtia named_buffers named_children
-named_modules named_parameters parameters register_backward_hook register_buffer
-register_forward_hook register_forward_pre_hook register_full_backward_hook
-register_full_backward_pre_hook register_load_state_dict_post_hook
-register_load_state_dict_pre_hook register_module register_parameter
-register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
-init_weights
-""".split())
-GENERATED_NAMES = frozenset({"Block", "torch", "nn", "F"})
 
 BLOCK_CLASS = '''
 
@@ -66,18 +51,12 @@ class Block(nn.Module):
 
 def check_part(part: str, node) -> None:
     """Refuse a name part that could not be written safely as ``.part`` or ``[part]``."""
-    bad = None
     if _INDEX.fullmatch(part):
         return
-    if not (_NAME.fullmatch(part) and part.isascii()):
-        bad = "is not a plain identifier (letters, digits, _; not starting with _ or a digit)"
-    elif keyword.iskeyword(part):
-        bad = "is a Python keyword"
-    elif part in MODULE_ATTRS:
-        bad = "is the name of an nn.Module attribute"
+    bad = name_problem(part)
     if bad:
         raise SpecErrors([SpecError(f"name {part!r} of node {node.name!r} {bad}", node.pos, node.path,
-                                    "rename the layer (`id:`) or the block instance")])
+                                    name_fix(part) + " for the layer (`id:`) or block instance")])
 
 
 def access(parts) -> str:
