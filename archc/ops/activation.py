@@ -87,6 +87,7 @@ class Softplus(_Activation):
 
 class _SoftmaxBase(_Activation):
     attrs = {"dim": Attr(Int(None), 0, "dimension to normalise, batch excluded (0 = channels/features)")}
+    onnx_opset = 13  # before 13, ONNX's Softmax normalised over every dimension from `axis` on
 
     def infer(self, a, ins):
         rank = len(ins[0])

@@ -54,6 +54,7 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Op):
     name = "layernorm"
     doc = "Layer normalisation over the last `dims` dimensions."
+    onnx_opset = 17  # ONNX's LayerNormalization
     attrs = {
         "dims": Attr(Int(1), 1, "how many trailing dimensions to normalise over"),
         "eps": Attr(Float(0, exclusive_min=True), 1e-5),
