@@ -364,13 +364,20 @@ def _run_training(fn):
 @click.option("--freeze", default=None, metavar="IDS/GLOBS", help="Comma-separated layer ids or globs to freeze.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Train on N processes (DDP) started by torchrun; --batch-size is the global batch.")
 @set_option
 @preset_option
 def train(spec, data, epochs, batch_size, lr, device, out, resume, seed, init_from, freeze, quiet, as_json,
-          sets, preset):
+          nproc, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
+    if nproc and nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not yet under torchrun
+        from archc.train.distributed import launch, passthrough_args
+
+        ctx = click.get_current_context()
+        ctx.exit(launch(passthrough_args(ctx), nproc))
     if spec is None and resume is None:
         raise click.UsageError("give SPEC, or --resume RUN_DIR")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
@@ -386,6 +393,8 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, seed, init_fr
                                     "quiet" if quiet else "auto"))
 
     metrics, run_dir = _run_training(run)
+    if os.environ.get("RANK", "0") != "0":  # DDP: rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(metrics | {"run_dir": str(run_dir)}, indent=2))
     elif not quiet:

@@ -95,10 +95,17 @@ def setup(device_setting: str = "auto") -> World:
 
 
 def teardown(world: World) -> None:
-    """Leave the process group cleanly (every rank, also after an error)."""
+    """Leave the process group cleanly (every rank, also after an error).
+
+    The DDP wrapper must be gone first: one still alive when the group is destroyed aborts
+    the process at exit ("terminate called without an active exception") while another
+    rank is still running; it sits in a reference cycle, hence the collection."""
+    import gc
+
     import torch.distributed as dist
 
     if world.active and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

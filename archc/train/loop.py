@@ -24,6 +24,7 @@ import torch
 from archc.train import augment as aug
 from archc.train import checkpoint as ckpt
 from archc.train.data import Arrays, batches, epoch_order
+from archc.train.distributed import shard, sync_weights
 from archc.train.errors import TrainError
 from archc.train.optim import Schedule, add_grad_noise, make_optimizer, penalty
 
@@ -144,7 +145,7 @@ class SupervisedTrainer:
         do_aug = aug.active(cfg.augment)
         for i, (x, y) in enumerate(self.loader(train, order), 1):
             if do_aug:
-                x = aug.augment(x, cfg.augment, g_aug)
+                x, y = ctx.task.augment(x, y, cfg.augment, g_aug)
             y = ctx.task.targets(y)
             loss, out = self.train_step(self._inputs(x), y, params, g_noise)
             meter.update(out.detach(), y, loss.detach())
@@ -206,7 +207,7 @@ class SupervisedTrainer:
         """Loss and metrics over ``a`` (eval mode, no augmentation)."""
         meter = self.ctx.task.meter(self.metric_names)
         self.model.eval()
-        for x, y in self.loader(a):
+        for x, y in self.loader(a, shard(len(a), self.ctx.rank, self.ctx.world)):  # DDP: this rank's part
             y = self.ctx.task.targets(y)
             with self.amp.autocast():
                 out = self.forward(self._inputs(x))
@@ -272,6 +273,7 @@ class SupervisedTrainer:
                "best_epoch": self.best_epoch, "best": self.best}
         if ctx.writes and (ctx.run_dir / "best.pt").exists() and self.best_epoch != self.epoch:
             self.model.load_state_dict(ckpt.load(ctx.run_dir / "best.pt", self.device)["model"])
+        sync_weights(self.model, ctx.world)  # DDP: every rank measures rank 0's (best) model
         if self.history:
             out |= {k: v for k, v in self.history[(self.best_epoch or self.epoch) - 1].items()
                     if k.startswith(("train_", "val_"))}

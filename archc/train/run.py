@@ -83,13 +83,17 @@ def make_run_dir(path: Path) -> Path:
 def _settings(req: Request):
     """(graph, cfg, run_dir, resume state or None)."""
     from archc.backends.torch.codegen import as_graph
+    from archc.train.gan import main_network
 
     if req.resume:
         run_dir = Path(req.resume)
         saved = _read_config(run_dir)
         spec = req.spec or saved["spec"]
-        graph = as_graph(spec, req.network or saved.get("network"), saved.get("overrides") or None,
-                         saved.get("preset"))
+        # the run's own network, overrides and preset (config.json is rewritten with them)
+        req.network, req.overrides, req.preset = (req.network or saved.get("network"), saved.get("overrides") or None,
+                                                  saved.get("preset"))
+        graph = as_graph(spec, req.network or main_network(spec, req.overrides, req.preset), req.overrides,
+                         req.preset)
         if saved.get("spec_hash") and graph.spec_hash != saved["spec_hash"]:
             raise TrainError(f"the spec {spec} changed since the run in {run_dir} started",
                              "resume with the same spec, or start a new run")
@@ -99,7 +103,8 @@ def _settings(req: Request):
         if req.flags and req.flags.get("epochs"):
             cfg.epochs = req.flags["epochs"]  # more epochs: the one setting a resume may change
         return graph, cfg, run_dir, ckpt.load(run_dir / "last.pt")
-    graph = as_graph(req.spec, req.network, req.overrides, req.preset)
+    network = req.network or main_network(req.spec, req.overrides, req.preset)  # a GAN file: its generator
+    graph = as_graph(req.spec, network, req.overrides, req.preset)
     cfg = make_config(graph.train, req.flags)
     run_dir = Path(req.out) if req.out else new_run_dir(graph.name)
     return graph, cfg, run_dir, None
@@ -117,20 +122,33 @@ def _read_config(run_dir: Path) -> dict:
 
 
 def train(req: Request) -> tuple[dict, Path]:
-    """Run the request; returns (final metrics, run directory). Raises TrainError/SpecErrors."""
+    """Run the request; returns (final metrics, run directory). Raises TrainError/SpecErrors.
+
+    Under torchrun this process is one rank of a DDP run (archc/train/distributed.py)."""
+    from archc.train import distributed
+
+    settings = _settings(req)
+    world = distributed.setup(settings[1].device)  # rank 0 of 1 unless torchrun started us
+    try:
+        return _train(req, *settings, world)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tuple[dict, Path]:
     from archc.backends.torch.build import build
+    from archc.train import distributed
     from archc.train.data import prepare
     from archc.train.loop import Context, make_trainer
     from archc.train.progress import Progress
     from archc.train.tasks import get_task
     from archc.train.transfer import freeze, init_from
 
-    graph, cfg, run_dir, resume_state = _settings(req)
-    progress = Progress(req.progress)
-    device = pick_device(cfg.device)
+    progress = distributed.progress_for(Progress(req.progress), world)
+    device = world.device or pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
     task = get_task(cfg.task)
-    splits = prepare(cfg, tuple(graph.input_shape))
+    splits = prepare(cfg, task.data_shape(graph, cfg))
     task.check(splits, tuple(graph.shape_of(graph.outputs[0])))
     model = build(graph, seed=cfg.seed)
     if cfg.init_from and resume_state is None:
@@ -140,10 +158,13 @@ def train(req: Request) -> tuple[dict, Path]:
     model = model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    make_run_dir(run_dir)
-    ckpt.write_json(run_dir / "config.json", _config_json(req, graph, cfg, splits))
-    ctx = Context(cfg, graph, model, splits, task, device, run_dir, progress)
+    if world.rank == 0:
+        make_run_dir(run_dir)
+        ckpt.write_json(run_dir / "config.json", _config_json(req, graph, cfg, splits))
+    ctx = Context(distributed.rank_config(cfg, world), graph, model, splits, task, device, run_dir, progress,
+                  world.rank, world.size, {"request": req})
     trainer = make_trainer(ctx)
+    distributed.wrap(trainer, world)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
         progress.message(f"resuming {run_dir} after epoch {trainer.epoch}")
@@ -152,6 +173,8 @@ def train(req: Request) -> tuple[dict, Path]:
         metrics = trainer.fit()
     finally:
         progress.close()
+    if world.rank != 0:
+        return metrics, run_dir
     ckpt.write_json(run_dir / "metrics.json", metrics)
     _curves(run_dir, trainer.history, progress)
     return metrics, run_dir

@@ -121,6 +121,16 @@ class Task:
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         return y.to(self.target_dtype)
 
+    def data_shape(self, graph, cfg) -> tuple:
+        """The shape the data are fitted to: the network's input (GAN: the generator's output)."""
+        return tuple(graph.input_shape)
+
+    def augment(self, x, y, cfg, g):
+        """Augment a batch (AugmentConfig ``cfg``, generator ``g``); segmentation moves the masks too."""
+        from archc.train import augment
+
+        return augment.augment(x, cfg, g), y
+
 
 def _topk(k):
     def fn(out, y):

@@ -19,7 +19,8 @@ def fit_images(a: Arrays, shape: tuple, resize: bool, source: str) -> Arrays:
     """``a`` with inputs of the spec's input ``shape`` (C, H, W or features).
 
     Images are resized (bilinear, antialiased when shrinking) when the source allows it
-    (digits) or ``resize`` is set; flat vectors feed a 1-d input of the same size and
+    (digits) or ``resize`` is set, and grey ones then also feed a 3-channel input (the
+    grey level in each channel); flat vectors feed a 1-d input of the same size and
     images of N values feed an input of N features. Anything else is an error that names
     both shapes."""
     have = tuple(a.x.shape[1:])
@@ -27,6 +28,10 @@ def fit_images(a: Arrays, shape: tuple, resize: bool, source: str) -> Arrays:
         return a
     if len(shape) == 1 and math.prod(have) == shape[0]:
         return Arrays(a.x.reshape(len(a), -1), a.y, a.classes, a.test, a.name)
+    if len(shape) == 3 and len(have) == 3 and have[0] == 1 and shape[0] == 3 and (resize or a.resizable):
+        # grey images for a colour input (digits for DCGAN): the grey level in all three channels
+        a = Arrays(a.x.expand(-1, 3, -1, -1).contiguous(), a.y, a.classes, a.test, a.name, a.resizable)
+        return fit_images(a, shape, resize, source)
     if len(shape) == 3 and len(have) == 3 and have[0] == shape[0] and (resize or a.resizable):
         x = F.interpolate(a.x, size=tuple(shape[1:]), mode="bilinear", align_corners=False,
                           antialias=have[1] > shape[1] or have[2] > shape[2])
