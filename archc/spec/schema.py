@@ -76,7 +76,7 @@ def _train_schema() -> dict:
         "test_split": {"type": "number", "minimum": 0, "maximum": 0.9},
         "normalize": {"anyOf": [{"type": "boolean"}, _obj({"mean": {"type": "array"}, "std": {"type": "array"}})]},
         "classes": {"type": "array", "items": {"type": "string"}},
-        "limit": _POS_INT,
+        "limit": _POS_INT, "resize": {"type": "boolean"}, "split_seed": {"type": "integer"},
     })
     augment = _obj({
         "hflip": {"type": ["boolean", "number"]}, "vflip": {"type": ["boolean", "number"]},
@@ -94,7 +94,8 @@ def _train_schema() -> dict:
         "lr": _POS_NUM,
         "schedule": {"anyOf": [{"type": "string"}, schedule]},
         "penalties": _obj({"l1": _NUM, "l2": _NUM}),
-        "clip_grad_norm": _POS_NUM, "grad_noise": _NUM,
+        "clip_grad_norm": _POS_NUM,
+        "grad_noise": {"anyOf": [_NUM, _obj({"std": _NUM, "decay": _NUM})]},
         "early_stopping": _obj({"patience": {"type": "integer", "minimum": 0},
                                 "monitor": {"type": "string"}, "mode": {"enum": ["min", "max"]},
                                 "min_delta": _NUM}),
@@ -104,6 +105,8 @@ def _train_schema() -> dict:
         "seed": {"type": "integer"}, "device": {"type": "string"},
         "amp": {"type": ["boolean", "string"]}, "channels_last": {"type": "boolean"},
         "compile": {"type": "boolean"}, "workers": {"type": "integer", "minimum": 0},
+        "deterministic": {"type": "boolean"}, "init_from": {"type": "string"},
+        "freeze": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "gan": _obj({"generator": {"type": "string"}, "discriminator": {"type": "string"},
                      "latent": _POS_INT, "d_steps": _POS_INT}),
     }, description="how to train the network (used by `archc train`)")

@@ -136,7 +136,7 @@ class TrainConfig:
     workers: int = 0
     deterministic: bool = False
     init_from: str | None = None
-    freeze: list | None = None
+    freeze: list | str | None = None  # layer ids or globs (a string: comma-separated)
     gan: GanConfig = field(default_factory=GanConfig)
 
 
@@ -155,6 +155,8 @@ def make_config(train_section: dict | None, flags: dict | None = None) -> TrainC
     cfg = convert(TrainConfig, raw, "train")
     if cfg.lr is not None:
         cfg.optimizer.lr = cfg.lr
+    if isinstance(cfg.freeze, str):
+        cfg.freeze = [f.strip() for f in cfg.freeze.split(",") if f.strip()]
     _check(cfg)
     return cfg
 
