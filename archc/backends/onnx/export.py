@@ -111,8 +111,10 @@ def _module(graph, weights, seed):
 
         try:
             load_weights(model, str(weights))
-        except (WeightsError, OSError) as exc:
+        except WeightsError as exc:
             raise OnnxError(f"--weights {weights}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # torch.load's many ways to refuse a file that is no checkpoint
+            raise OnnxError(f"--weights {weights}: not a readable state_dict ({type(exc).__name__})") from None
         extra = run_data(weights)
     return model, source, extra
 
