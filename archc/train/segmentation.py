@@ -135,13 +135,8 @@ class Segmentation(Task):
         both = aug.augment(torch.cat([x, onehot], 1), dataclasses.replace(cfg, brightness=0.0), g)
         x, masks = both[:, :x.shape[1]], both[:, x.shape[1]:].argmax(1)
         if cfg.brightness:
-            x = aug.augment(x, dataclasses.replace(aug_off(cfg), brightness=cfg.brightness), g)
+            x = aug.augment(x, type(cfg)(brightness=cfg.brightness), g)  # only the brightness
         return x, masks.to(y.dtype)
-
-
-def aug_off(cfg):
-    """An AugmentConfig of the same type with everything off."""
-    return type(cfg)()
 
 
 def _check_masks(part: str, a, k: int, h: int, w: int) -> None:
