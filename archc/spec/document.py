@@ -310,14 +310,26 @@ def _override_shape(value, file: str) -> tuple:
     return tuple(value)
 
 
+# train keys whose value may be a shorthand (`data: digits`, `optimizer: adam`): the key the
+# shorthand stands for, so that `--set train.data.val_split=0` can set a key inside it.
+_TRAIN_SHORTHANDS = {"data": "source", "optimizer": "name", "schedule": "name", "loss": "name",
+                     "grad_noise": "std"}
+
+
 def _merge_train(file_train, net_train, overrides: dict) -> dict | None:
     merged = _plain(file_train or {}) | _plain(net_train or {})
     for k, v in overrides.items():
         if k.startswith("train."):
             node = merged
             parts = k.split(".")[1:]
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
+            for depth, p in enumerate(parts[:-1]):
+                child = node.setdefault(p, {})
+                if depth == 0 and p in _TRAIN_SHORTHANDS and not isinstance(child, dict):
+                    child = node[p] = {_TRAIN_SHORTHANDS[p]: child}
+                if not isinstance(child, dict):
+                    raise SpecErrors.one(f"train.{'.'.join(parts[:depth + 1])} is {child!r}, not a mapping",
+                                         Pos("--set"), k, f"set train.{'.'.join(parts[:depth + 1])} itself")
+                node = child
             node[parts[-1]] = v
     return merged or None
 
