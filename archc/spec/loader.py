@@ -73,8 +73,10 @@ def _index_pos(text: str, index: int, file: str) -> Pos:
 
 
 def _check_size(root, file: str) -> None:
-    """Reject trees whose alias expansion is out of bounds, without expanding them."""
+    """Reject trees whose alias expansion is out of bounds, or that contain themselves
+    (``a: &a [*a]``), without expanding them."""
     sizes: dict[int, int] = {}
+    visiting: set[int] = set()  # the nodes on the current path from the root
     stack = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -84,6 +86,7 @@ def _check_size(root, file: str) -> None:
         elif isinstance(node, yaml.SequenceNode):
             children = node.value
         if done:
+            visiting.discard(id(node))
             sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
             if sizes[id(node)] > MAX_NODES:
                 raise SpecErrors.one(
@@ -93,6 +96,11 @@ def _check_size(root, file: str) -> None:
             continue
         if id(node) in sizes:
             continue
+        if any(id(c) in visiting or c is node for c in children):
+            raise SpecErrors.one("an alias refers to a value that contains it (a loop)",
+                                 _mark(node.start_mark, file),
+                                 fix="an alias (*name) may only repeat a value defined before it")
+        visiting.add(id(node))
         stack.append((node, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
 

@@ -195,3 +195,19 @@ def test_too_many_values_rejected_while_parsing():
     text = "a: [" + ",".join(["1"] * (MAX_BYTES // 2 - 10)) + "]\n"
     assert len(text.encode()) < MAX_BYTES
     assert f"the file holds more than {MAX_NODES:,} values" in _fails_fast(text)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("a: &a [*a]\n", "f.yaml:1:4"),
+    ("a: &a {b: [1, *a]}\n", "f.yaml:1:4"),
+    ("x: 1\npresets: &p\n  - *p\n", "f.yaml:3:3"),
+])
+def test_recursive_alias_fails_fast(text, line):
+    """Found by fuzzing: a value that contains itself made the size check loop forever."""
+    assert _fails_fast(text) == (f"{line}: error: an alias refers to a value that contains it (a loop)"
+                                 " — an alias (*name) may only repeat a value defined before it")
+
+
+def test_shared_aliases_without_loops_load():
+    tree = load_yaml("x: &x {k: 1}\ny: &y [*x, *x]\nz: [*y, *x]\n", "f.yaml")
+    assert tree["z"] == [[{"k": 1}, {"k": 1}], {"k": 1}]
