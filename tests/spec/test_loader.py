@@ -199,7 +199,7 @@ def test_too_many_values_rejected_while_parsing():
 
 @pytest.mark.parametrize("text, line", [
     ("a: &a [*a]\n", "f.yaml:1:4"),
-    ("a: &a {b: [1, *a]}\n", "f.yaml:1:4"),
+    ("a: &a {b: [1, *a]}\n", "f.yaml:1:11"),
     ("x: 1\npresets: &p\n  - *p\n", "f.yaml:2:10"),
 ])
 def test_recursive_alias_fails_fast(text, line):
