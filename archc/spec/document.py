@@ -138,6 +138,10 @@ def _settle_vars(tree: LDict, file: str, preset: str | None, overrides: dict,
                                         "add it to `vars:` with a default"))
             raw[k], where[k] = v, presets[preset].pos_of(k)
     for k, v in overrides.items():
+        if "." in k and not k.startswith("train."):
+            errors.append(SpecError("only train settings have dotted names", Pos(file), f"--set {k}",
+                                    "set a variable (--set width=32), input, or train.KEY"))
+            continue
         if "." in k or k in ("input", "name"):
             continue  # train.* and input are applied to the network
         if k in net_vars and k not in raw:
