@@ -87,3 +87,24 @@ def test_early_stopping_and_best_model(tmp_path, monkeypatch):
 
     assert ckpt.load(run / "best.pt")["epoch"] == 2
     assert json.loads((run / "metrics.json").read_text())["best"] == 4.0
+
+
+def test_workers_give_the_same_batches_as_memory(tmp_path):
+    s = spec(tmp_path, "classification", 3, lambda x: (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int))
+    a, _ = train(s, out=str(tmp_path / "w0"), progress="quiet", epochs=2)
+    b, _ = train(s, out=str(tmp_path / "w1"), progress="quiet", epochs=2, overrides={"train.workers": 1})
+    assert a == b
+
+
+def test_cli_usage_and_json(tmp_path):
+    from click.testing import CliRunner
+
+    from archc.cli import main
+
+    r = CliRunner().invoke(main, ["train"])
+    assert r.exit_code == 2 and "give SPEC, or --resume RUN_DIR" in r.output
+    s = spec(tmp_path, "regression", 1, lambda x: x[:, 0].astype(np.float32))
+    r = CliRunner().invoke(main, ["train", s, "--epochs", "1", "--json", "--out", str(tmp_path / "j")])
+    assert r.exit_code == 0
+    out = json.loads(r.stdout)
+    assert out["run_dir"] == str(tmp_path / "j") and out["epochs_run"] == 1
