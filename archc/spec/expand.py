@@ -323,7 +323,9 @@ class Expander:
             try:
                 attrs[key] = op.attrs[key].type.check(value) if value is not None else None
             except AttrError as exc:
-                self.error(exc.message, body.pos_of(key), f"{path}.{key}", exc.fix, scope)
+                fix = exc.fix or ("" if exc.message.startswith("expected")
+                                  else f"use {_accepted(op.attrs[key].type)}")
+                self.error(exc.message, body.pos_of(key), f"{path}.{key}", fix, scope)
                 ok = False
         for key, spec in op.attrs.items():
             if key not in attrs and key not in given:
@@ -426,6 +428,17 @@ class Expander:
         if out == inputs[0]:
             return out  # every layer of the block was skipped
         return out
+
+
+def _accepted(attr_type) -> str:
+    """What an attribute type accepts, with both bounds: `a number ≥ 0 and ≤ 1`."""
+    text = attr_type.text
+    lo, hi = getattr(attr_type, "min", None), getattr(attr_type, "max", None)
+    if lo is not None and "≥" not in text:
+        text += f" {'>' if getattr(attr_type, 'exclusive_min', False) else '≥'} {lo}"
+    if hi is not None:
+        text += f"{' and' if lo is not None else ''} ≤ {hi}"
+    return text
 
 
 def expand(doc: Document, network: str | None = None) -> Graph:
