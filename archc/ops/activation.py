@@ -1,6 +1,6 @@
 """Element-wise activations. They keep the shape, own no parameters and count no MACs.
 
-Each is one small class: its attributes and the torch module it becomes."""
+Each is one small class: its attributes and the torch function it becomes."""
 
 from __future__ import annotations
 
@@ -9,50 +9,56 @@ from archc.ops.registry import Attr, Float, Int, Op, register
 
 
 class _Activation(Op):
-    """Shape-preserving, parameter-free; subclasses give the torch module."""
+    """Shape-preserving, parameter-free; subclasses give the torch function. Activations
+    are function calls in forward, not modules: a module call costs a few microseconds
+    more, which is 8% of LeNet-5's forward at batch 1 (bench/bench_torch.py)."""
 
-    module = ""
+    function = ""  # called as f"{function}(x{options})"
+    inplace = False  # the function takes inplace=True
 
-    def torch_init(self, a, ins, out):
-        return f"nn.{self.module}"
+    def options(self, a) -> str:
+        return ""
+
+    def torch_forward(self, a, ins, out, args, mod):
+        return f"{self.function}({args[0]}{self.options(a)})"
+
+    def torch_inplace(self, a, ins, out, args, i):
+        return f"{self.function}({args[0]}{self.options(a)}, inplace=True)" if self.inplace else None
 
 
 @register
 class ReLU(_Activation):
-    name, doc, module = "relu", "max(0, x).", "ReLU()"
+    name, doc, function, inplace = "relu", "max(0, x).", "F.relu", True
 
 
 @register
 class ReLU6(_Activation):
-    name, doc, module = "relu6", "min(max(0, x), 6) (MobileNet).", "ReLU6()"
+    name, doc, function, inplace = "relu6", "min(max(0, x), 6) (MobileNet).", "F.relu6", True
 
 
 @register
 class Sigmoid(_Activation):
-    name, doc, module = "sigmoid", "1 / (1 + exp(-x)).", "Sigmoid()"
+    name, doc, function = "sigmoid", "1 / (1 + exp(-x)).", "torch.sigmoid"
 
 
 @register
 class Tanh(_Activation):
-    name, doc, module = "tanh", "Hyperbolic tangent (LeNet-5).", "Tanh()"
+    name, doc, function = "tanh", "Hyperbolic tangent (LeNet-5).", "torch.tanh"
 
 
 @register
 class GELU(_Activation):
-    name, doc, module = "gelu", "Gaussian error linear unit (exact erf form).", "GELU()"
+    name, doc, function = "gelu", "Gaussian error linear unit (exact erf form).", "F.gelu"
 
 
 @register
 class SiLU(_Activation):
-    name, doc, module = "silu", "x * sigmoid(x), a.k.a. swish.", "SiLU()"
+    name, doc, function = "silu", "x * sigmoid(x), a.k.a. swish.", "F.silu"  # silu_ would need its input for backward
 
 
 @register
 class Identity(_Activation):
-    name, doc, module = "identity", "Passes its input through unchanged.", "Identity()"
-
-    def torch_init(self, a, ins, out):
-        return None
+    name, doc = "identity", "Passes its input through unchanged."
 
     def torch_forward(self, a, ins, out, args, mod):
         return args[0]
@@ -60,29 +66,29 @@ class Identity(_Activation):
 
 @register
 class LeakyReLU(_Activation):
-    name, doc = "leaky_relu", "max(0, x) + slope * min(0, x)."
+    name, doc, function, inplace = "leaky_relu", "max(0, x) + slope * min(0, x).", "F.leaky_relu", True
     attrs = {"slope": Attr(Float(0), 0.01, "negative slope (DCGAN's discriminator uses 0.2)")}
 
-    def torch_init(self, a, ins, out):
-        return f"nn.LeakyReLU({a['slope']!r})"
+    def options(self, a):
+        return f", {a['slope']!r}"
 
 
 @register
 class ELU(_Activation):
-    name, doc = "elu", "x if x > 0 else alpha * (exp(x) - 1)."
+    name, doc, function = "elu", "x if x > 0 else alpha * (exp(x) - 1).", "F.elu"  # elu_ differs in backward rounding
     attrs = {"alpha": Attr(Float(0), 1.0)}
 
-    def torch_init(self, a, ins, out):
-        return f"nn.ELU({a['alpha']!r})"
+    def options(self, a):
+        return f", {a['alpha']!r}"
 
 
 @register
 class Softplus(_Activation):
-    name, doc = "softplus", "log(1 + exp(beta x)) / beta."
+    name, doc, function = "softplus", "log(1 + exp(beta x)) / beta.", "F.softplus"
     attrs = {"beta": Attr(Float(0, exclusive_min=True), 1.0), "threshold": Attr(Float(), 20.0)}
 
-    def torch_init(self, a, ins, out):
-        return f"nn.Softplus(beta={a['beta']!r}, threshold={a['threshold']!r})"
+    def options(self, a):
+        return f", beta={a['beta']!r}, threshold={a['threshold']!r}"
 
 
 class _SoftmaxBase(_Activation):
@@ -96,16 +102,16 @@ class _SoftmaxBase(_Activation):
                              f"use a dim in [{-rank}, {rank - 1}] (batch excluded)")
         return ins[0]
 
-    def torch_init(self, a, ins, out):
+    def options(self, a):
         dim = a["dim"] + 1 if a["dim"] >= 0 else a["dim"]  # skip the batch dimension
-        return f"nn.{self.module}(dim={dim})"
+        return f", dim={dim}"
 
 
 @register
 class Softmax(_SoftmaxBase):
-    name, doc, module = "softmax", "exp(x) / sum(exp(x)) along `dim`.", "Softmax"
+    name, doc, function = "softmax", "exp(x) / sum(exp(x)) along `dim`.", "F.softmax"
 
 
 @register
 class LogSoftmax(_SoftmaxBase):
-    name, doc, module = "log_softmax", "log(softmax(x)) along `dim`.", "LogSoftmax"
+    name, doc, function = "log_softmax", "log(softmax(x)) along `dim`.", "F.log_softmax"

@@ -52,6 +52,7 @@ def check_groups(cin: int, a: dict) -> None:
 
 @register
 class Conv2d(Op):
+    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
     name = "conv2d"
     doc = "2-D convolution over (C, H, W)."
     attrs = {
@@ -102,6 +103,7 @@ class Conv2d(Op):
 
 @register
 class ConvTranspose2d(Op):
+    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
     name = "conv_transpose2d"
     doc = "2-D transposed convolution (fractionally strided), as in DCGAN's generator."
     attrs = {

@@ -7,6 +7,7 @@ from archc.ops.registry import Attr, Bool, Int, Op, numel, register
 
 @register
 class Linear(Op):
+    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
     name = "linear"
     doc = "Fully connected layer over the last dimension (Keras' Dense)."
     attrs = {"out": Attr(Int(1), doc="output features"), "bias": Attr(Bool(), True)}

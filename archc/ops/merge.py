@@ -32,6 +32,8 @@ class _Elementwise(Op):
     arity = (2, None)
     symbol = ""
     verb = ""
+    method = ""  # the in-place tensor method (add_; not mul_: its backward needs both inputs)
+    torch_output_writable = True  # a fresh tensor; backward reads the inputs only
 
     def infer(self, a, ins):
         return broadcast(ins, self.verb)
@@ -39,10 +41,20 @@ class _Elementwise(Op):
     def torch_forward(self, a, ins, out, args, mod):
         return f" {self.symbol} ".join(args)
 
+    def torch_inplace(self, a, ins, out, args, i):
+        """``a.add_(b).add_(c)`` sums in the order of ``a + b + c``; with two inputs the
+        second may take the result (b + a is a + b exactly). The overwritten input must
+        have the output's shape (broadcasting goes into it, never out of it)."""
+        if not self.method or tuple(ins[i]) != tuple(out) or (i > 0 and len(args) > 2):
+            return None
+        first, rest = args[i], [x for k, x in enumerate(args) if k != i]
+        return first + "".join(f".{self.method}({x})" for x in rest)
+
 
 @register
 class Add(_Elementwise):
     name, doc, symbol, verb = "add", "Element-wise sum (residual connections).", "+", "add"
+    method = "add_"
 
 
 @register
@@ -56,6 +68,7 @@ class Concat(Op):
     doc = "Concatenation along `dim` (0 = channels), as Inception and U-Net join branches."
     arity = (2, None)
     attrs = {"dim": Attr(Int(None), 0, "dimension to join along, batch excluded")}
+    torch_output_writable = True  # a fresh tensor; backward only slices the gradient
 
     def infer(self, a, ins):
         rank = len(ins[0])

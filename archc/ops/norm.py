@@ -12,6 +12,7 @@ from archc.ops.registry import Attr, Bool, Float, Int, Op, need_rank, numel, reg
 
 class _BatchNorm(Op):
     ranks: tuple = ()
+    torch_output_writable = True  # a fresh tensor; backward reads the input and statistics
     torch_class = ""
     attrs = {
         "eps": Attr(Float(0, exclusive_min=True), 1e-5),

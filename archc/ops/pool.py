@@ -15,6 +15,7 @@ NEG_INF = "float('-inf')"
 
 class _Pool2d(Op):
     kind = ""
+    torch_output_writable = True  # a fresh tensor; backward reads the input, not the output
 
     def normalize(self, a):
         return a | {"stride": a["stride"] or a["kernel"]}
@@ -39,8 +40,13 @@ class _Pool2d(Op):
         return [Window(k, s, p, d) for k, s, p, d in
                 zip(a["kernel"], a["stride"], (t, l), a.get("dilation", (1, 1)))]
 
+    def torch_call(self, a, ins, x: str) -> str:
+        """``F.max_pool2d(x, ...)``: a function call, not a module (no state; a module call
+        costs more, see activation.py)."""
+        raise NotImplementedError
+
     def torch_forward(self, a, ins, out, args, mod):
-        return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0])})"
+        return self.torch_call(a, ins, pad_forward(conv_pads(a, ins[0]), args[0]))
 
 
 def _pool_attrs():
@@ -58,15 +64,15 @@ class MaxPool2d(_Pool2d):
     doc = "Max pooling over H, W."
     attrs = _pool_attrs() | {"dilation": Attr(Pair(1), 1)}
 
-    def torch_init(self, a, ins, out):
+    def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
-        return (f"nn.MaxPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
+        return (f"F.max_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
                 f"dilation={a['dilation']}, ceil_mode={a['ceil_mode']})")
 
     def torch_forward(self, a, ins, out, args, mod):
         # Asymmetric padding is an F.pad first, filled with -inf so that a pad is never the
         # maximum (TensorFlow's 'same' max pool ignores padding; so does torch's own).
-        return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0], NEG_INF)})"
+        return self.torch_call(a, ins, pad_forward(conv_pads(a, ins[0]), args[0], NEG_INF))
 
 
 @register
@@ -76,9 +82,9 @@ class AvgPool2d(_Pool2d):
     attrs = _pool_attrs() | {
         "count_include_pad": Attr(Bool(), True, "count padded zeros in the average (torch's default)")}
 
-    def torch_init(self, a, ins, out):
+    def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
-        return (f"nn.AvgPool2d(kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
+        return (f"F.avg_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
                 f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
 
     def torch_forward(self, a, ins, out, args, mod):
@@ -89,7 +95,7 @@ class AvgPool2d(_Pool2d):
         # mean of the zero-padded input over the mean of a zero-padded mask of ones is the
         # sum over the real pixels divided by their number.
         ones = f"torch.ones_like({args[0]}[:1, :1])"
-        return f"{mod}({pad_forward(p, args[0])}) / {mod}({pad_forward(p, ones)})"
+        return f"{self.torch_call(a, ins, pad_forward(p, args[0]))} / {self.torch_call(a, ins, pad_forward(p, ones))}"
 
 
 @register
@@ -131,5 +137,5 @@ class AdaptiveAvgPool2d(Op):
             return [Window(kh, kh, 0), Window(kw, kw, 0)]
         return "global"  # overlapping bins of unequal size: no single window describes it
 
-    def torch_init(self, a, ins, out):
-        return f"nn.AdaptiveAvgPool2d({a['size']})"
+    def torch_forward(self, a, ins, out, args, mod):
+        return f"F.adaptive_avg_pool2d({args[0]}, {a['size']})"

@@ -255,6 +255,16 @@ class Op:
         initialisers (archc/backends/torch/init.py) read it; fan-based schemes need rank ≥ 2."""
         return {}
 
+    # In-place code (as torchvision's ReLU(inplace=True) and `out += identity`): spares an
+    # allocation per op. The code generator uses it only where it is safe for autograd —
+    # the overwritten value has this node as its only reader, is neither the network's
+    # input nor an output, and comes from an op whose output is writable.
+    torch_output_writable = False  # a fresh tensor its op keeps no reference to for backward
+
+    def torch_inplace(self, a: dict, ins: list[Shape], out: Shape, args: list[str], i: int) -> str | None:
+        """Source computing the output by overwriting ``args[i]``, or None (no such form)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Window:

@@ -157,6 +157,7 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
         count[0] += 1
         return f"x{count[0]}"
 
+    writable = set() if return_all else _writable(graph, alias, real, keep)
     for i, node in enumerate(graph.nodes):
         if node.name not in real:
             var[node.name] = var[alias[node.name]]
@@ -164,12 +165,14 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
         op = get_op(node.op)
         srcs = [alias[n] for n in node.inputs]
         ins = [graph.shape_of(n) for n in node.inputs]
-        expr = op.torch_forward(node.attrs, ins, node.meta["shape"], [var[s] for s in srcs],
-                                tree.leaves.get(node.name))
+        args = [var[s] for s in srcs]
+        expr = op.torch_forward(node.attrs, ins, node.meta["shape"], args, tree.leaves.get(node.name))
+        over, inplace = _inplace(op, node, ins, srcs, args, writable)
+        expr = inplace or expr
         dying = [] if return_all else [s for s in dict.fromkeys(srcs) if last_use[s] == i and s not in keep]
-        for s in dying[1:]:
-            free.append(var[s])
-        target = var[dying[0]] if dying else fresh()
+        chosen = over if inplace else (dying[0] if dying else None)
+        free += [var[s] for s in dying if s != chosen]
+        target = var[chosen] if chosen else fresh()
         if last_use[node.name] == i and node.name not in keep and not return_all:
             free.append(target)  # nothing reads this value: its name is free again at once
         free.sort(key=_var_order)
@@ -182,6 +185,29 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
     else:
         lines.append("return " + ", ".join(var[alias[o]] for o in graph.outputs))
     return lines
+
+
+def _writable(graph: Graph, alias: dict, real: set, keep: set) -> set:
+    """Values an in-place op may overwrite: read by exactly one node (so no other reader
+    — a convolution keeping its input for backward — sees it change), not the network's
+    input (the caller's tensor) nor an output, made by an op whose output is writable."""
+    readers = {}
+    for node in graph.nodes:
+        if node.name in real:
+            for n in node.inputs:
+                readers[alias[n]] = readers.get(alias[n], 0) + 1
+    return {v for v, count in readers.items()
+            if count == 1 and v != INPUT and v not in keep and get_op(graph.node(v).op).torch_output_writable}
+
+
+def _inplace(op, node, ins, srcs, args, writable) -> tuple[str | None, str | None]:
+    """(the value overwritten, the in-place source), or (None, None)."""
+    for k, s in enumerate(srcs):
+        if s in writable:
+            expr = op.torch_inplace(node.attrs, ins, node.meta["shape"], args, k)
+            if expr is not None:
+                return s, expr
+    return None, None
 
 
 def _values(graph: Graph):
