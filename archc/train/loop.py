@@ -14,6 +14,7 @@ computes exactly what the uninterrupted run computed (on CPU, deterministic algo
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -263,7 +264,7 @@ class SupervisedTrainer:
             ckpt.save(d / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
                                       "metrics": self.history[-1]})
         ckpt.save(d / "last.pt", self.state_dict())
-        lines = "".join(__import__("json").dumps(r) + "\n" for r in self.history)
+        lines = "".join(json.dumps(r) + "\n" for r in self.history)
         ckpt.write_atomic(d / "metrics.jsonl", lines.encode())
 
     def final_metrics(self, stopped_early: bool = False) -> dict:
