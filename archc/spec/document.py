@@ -62,11 +62,19 @@ class Document:
 
 
 def read_text(path: str) -> str:
+    """A spec file's text; at most MAX_BYTES + 1 bytes are read, so that a device such as
+    /dev/zero or a huge file is refused by the loader's size check, not read into memory."""
+    from archc.spec.loader import MAX_BYTES
+
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise SpecErrors.one(f"cannot read file: {exc.strerror or exc}", Pos(str(path)),
                              fix="check the path") from None
+    if len(data) > MAX_BYTES:
+        raise SpecErrors.one(f"file is larger than {MAX_BYTES // 1024 // 1024} MiB", Pos(str(path)),
+                             fix="a network spec is a few kilobytes; is this the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

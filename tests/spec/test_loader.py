@@ -211,3 +211,13 @@ def test_recursive_alias_fails_fast(text, line):
 def test_shared_aliases_without_loops_load():
     tree = load_yaml("x: &x {k: 1}\ny: &y [*x, *x]\nz: [*y, *x]\n", "f.yaml")
     assert tree["z"] == [[{"k": 1}, {"k": 1}], {"k": 1}]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_endless_file_is_not_read_into_memory():
+    start = time.perf_counter()
+    with pytest.raises(SpecErrors) as info:
+        read_text("/dev/zero")
+    assert time.perf_counter() - start < 2
+    assert info.value.errors[0].render() == ("/dev/zero: error: file is larger than 4 MiB — a network "
+                                             "spec is a few kilobytes; is this the right file?")
