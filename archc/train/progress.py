@@ -20,11 +20,12 @@ def _fmt(key: str, value) -> str:
     return f"{key} {value}"
 
 
-def epoch_line(epoch: int, epochs: int, metrics: dict, seconds: float, examples: int) -> str:
+def epoch_line(epoch: int, epochs: int, metrics: dict, seconds: float, examples: int, eta: float = 0.0) -> str:
     shown = {k: v for k, v in metrics.items() if k not in ("epoch", "time")}
     rate = examples / seconds if seconds > 0 else 0.0
+    left = f"  eta {int(eta) // 60}:{int(eta) % 60:02d}" if epoch < epochs else ""
     return (f"epoch {epoch}/{epochs}  " + "  ".join(_fmt(k, v) for k, v in shown.items())
-            + f"  {rate:,.0f} ex/s  {seconds:.1f}s")
+            + f"  {rate:,.0f} ex/s  {seconds:.1f}s{left}")
 
 
 class Progress:
@@ -35,7 +36,7 @@ class Progress:
         if mode == "auto":
             mode = "rich" if self.stream.isatty() else "plain"
         self.mode, self.bar, self.task = mode, None, None
-        self.t0, self.seen = 0.0, 0
+        self.t0, self.seen, self.spent = 0.0, 0, []
 
     def message(self, text: str) -> None:
         if self.mode != "quiet":
@@ -77,8 +78,10 @@ class Progress:
 
     def end_epoch(self, metrics: dict) -> None:
         seconds = time.perf_counter() - self.t0
+        self.spent.append(seconds)
+        eta = (self.epochs - self.epoch) * sum(self.spent) / len(self.spent)  # the run's, not the epoch's
         if self.mode != "quiet":
-            self._print(epoch_line(self.epoch, self.epochs, metrics, seconds, self.seen))
+            self._print(epoch_line(self.epoch, self.epochs, metrics, seconds, self.seen, eta))
 
     def close(self) -> None:
         if self.bar is not None:
