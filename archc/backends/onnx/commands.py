@@ -56,10 +56,10 @@ def infer_spec(graph, weights, input_file, topk: int, output) -> list[str]:
     """Run the spec's torch module with ``weights`` on ``input_file``."""
     from archc.backends.onnx.export import run_data
     from archc.backends.onnx.inputs import read_input
-    from archc.backends.onnx.metadata import _train_data
+    from archc.backends.onnx.metadata import train_data
 
     train = graph.train if isinstance(graph.train, dict) else {}
-    known = _train_data(train) | (run_data(weights) if weights else {})
+    known = train_data(train) | (run_data(weights) if weights else {})
     array = read_input(input_file, graph.input_shape, known.get("normalize"))
     out = run_spec(graph, weights, array)
     return infer_lines(out, graph.node(graph.outputs[0]).op, known.get("classes"), topk, output)
@@ -69,7 +69,7 @@ def run_spec(graph, weights, array):
     """The spec's torch module with ``weights`` on ``array`` (first output, NumPy)."""
     import torch
 
-    from archc.backends.onnx.export import _module
+    from archc.backends.onnx.export import build_module
 
     if not weights:
         raise OnnxError("a spec needs --weights CKPT (fresh random weights predict nothing); "
@@ -79,7 +79,7 @@ def run_spec(graph, weights, array):
     if list(array.shape[1:]) != list(graph.input_shape):
         raise OnnxError(f"input shape {list(array.shape)} does not fit: the network takes "
                         f"[batch, {', '.join(map(str, graph.input_shape))}]")
-    module, _, _ = _module(graph, weights, seed=0)
+    module, _, _ = build_module(graph, weights, seed=0)
     with torch.no_grad():
         out = module(torch.as_tensor(array, dtype=torch.float32))
     return (out[0] if isinstance(out, tuple) else out).numpy()

@@ -75,7 +75,7 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
     errors = target_errors(graph, opset, single_file=not external_data)
     if errors:
         raise SpecErrors(errors)
-    model, source, extra = _module(graph, weights, seed)
+    model, source, extra = build_module(graph, weights, seed)
     proto = _trace(model, graph, opset, dynamic_batch, batch)
     from archc.backends.onnx.names import forward_line_nodes, rename
 
@@ -101,7 +101,7 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
     return result
 
 
-def _module(graph, weights, seed):
+def build_module(graph, weights, seed):
     """The eval-mode module (its source, and what its run folder says about the data)."""
     from archc.backends.torch.build import build
     from archc.backends.torch.codegen import generate

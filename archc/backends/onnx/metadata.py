@@ -38,14 +38,14 @@ def metadata(graph, input_name: str, dynamic: bool, batch: int, extra: dict | No
     train = graph.train if isinstance(graph.train, dict) else {}
     if isinstance(train.get("task"), str):
         props["archc.task"] = train["task"]
-    known = _train_data(train) | (extra or {})
+    known = train_data(train) | (extra or {})
     for key in ("classes", "normalize"):
         if known.get(key):
             props[f"archc.{key}"] = json.dumps(known[key])
     return props
 
 
-def _train_data(train: dict) -> dict:
+def train_data(train: dict) -> dict:
     """classes and an explicit {mean, std} from train.data (``normalize: true`` is computed
     from the training data at train time: only a run's config.json knows the numbers)."""
     data = train.get("data") if isinstance(train.get("data"), dict) else {}
