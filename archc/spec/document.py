@@ -69,9 +69,9 @@ def read_text(path: str) -> str:
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecErrors.one(f"cannot read file: {exc.strerror or exc}", Pos(str(path)),
-                             fix="check the path") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        raise SpecErrors.one(f"cannot read file: {getattr(exc, 'strerror', None) or exc}",
+                             Pos(repr(str(path))[1:-1]), fix="check the path") from None
     if len(data) > MAX_BYTES:
         raise SpecErrors.one(f"file is larger than {MAX_BYTES // 1024 // 1024} MiB", Pos(str(path)),
                              fix="a network spec is a few kilobytes; is this the right file?")

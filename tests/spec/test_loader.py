@@ -221,3 +221,14 @@ def test_endless_file_is_not_read_into_memory():
     assert time.perf_counter() - start < 2
     assert info.value.errors[0].render() == ("/dev/zero: error: file is larger than 4 MiB — a network "
                                              "spec is a few kilobytes; is this the right file?")
+
+
+@pytest.mark.parametrize("path, why", [
+    ("a\x00b.yaml", "embedded null byte"),          # found by fuzzing the API with text
+    ("/nonexistent/x.yaml", "No such file or directory"),
+])
+def test_unreadable_paths(path, why):
+    with pytest.raises(SpecErrors) as info:
+        read_text(path)
+    assert info.value.errors[0].render() == (f"{path!r}"[1:-1] + f": error: cannot read file: {why}"
+                                             " — check the path")
