@@ -5,8 +5,8 @@ state_dict ``archc compile -o model.pt`` writes). Tensors are matched by name an
 a spec that replaced the head (another ``linear`` output size) keeps every other layer's
 weights and starts its new head fresh; what was skipped is reported. A state_dict from
 elsewhere (torchvision, a hand-written module) whose names are not archc's goes through
-the torch backend's weight mapping, ``archc.backends.torch.weights.load_weights``, when it
-is installed (the hook is :func:`_foreign`).
+the torch backend's weight mapping, ``archc.load_weights`` (pairs by order and shape; the
+hook is :func:`_foreign`).
 
 ``freeze`` takes node names or globs (fnmatch) of the spec's ids: ``c1``, ``layer1.*``,
 ``features.*``; a block instance freezes every layer inside it. Frozen parameters get
@@ -30,7 +30,7 @@ def init_from(model: torch.nn.Module, path: str, say=print) -> dict:
         raise TrainError(f"{path}: holds no state_dict", "give a checkpoint written by archc train or torch.save")
     own = model.state_dict()
     if not (set(state) & set(own)):
-        state = _foreign(model, state, path)
+        return _foreign(model, state, path, say)
     loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
     missing = sorted(k for k in own if k not in loaded)
@@ -44,19 +44,25 @@ def init_from(model: torch.nn.Module, path: str, say=print) -> dict:
     return {"loaded": sorted(loaded), "skipped": skipped, "missing": missing}
 
 
-def _foreign(model, state: dict, path: str) -> dict:
-    """Names that are not archc's: the backend's weight mapping, when available."""
+def _foreign(model, state: dict, path: str, say) -> dict:
+    """Names that are not archc's (torchvision, a hand-written module): the torch backend's
+    weight mapping pairs them by order and shape (archc/backends/torch/weights.py)."""
     try:
-        from archc.backends.torch.weights import map_state_dict  # written by the weights helper
-    except ImportError:
-        raise TrainError(f"{path}: its tensor names are not this network's "
-                         f"(e.g. {next(iter(state), '?')!r})",
-                         "give an archc checkpoint; mapping foreign state_dicts needs "
-                         "archc.backends.torch.weights") from None
+        from archc.backends.torch.weights import WeightsError, load_weights
+    except ImportError:  # an archc without the mapping: archc checkpoints only
+        raise TrainError(f"{path}: its tensor names are not this network's (e.g. {next(iter(state), '?')!r})",
+                         "give an archc checkpoint") from None
     try:
-        return map_state_dict(model, state)
-    except Exception as exc:  # the mapping explains why names could not be matched
-        raise TrainError(f"{path}: {exc}") from None
+        report = load_weights(model, state, strict=False)
+    except WeightsError as exc:
+        raise TrainError(f"{path}: {str(exc).splitlines()[0]}",
+                         "map the names with archc.load_weights(model, file, mapping=...) and save an "
+                         "archc checkpoint") from None
+    loaded = sorted(p.target for p in report.pairs)
+    if not loaded:
+        raise TrainError(f"{path}: no tensor of the file fits the network by name, order or shape")
+    say(f"init-from {path}: {len(loaded)} tensors loaded by the weight mapping (order and shape)")
+    return {"loaded": loaded, "skipped": [], "missing": sorted(set(model.state_dict()) - set(loaded))}
 
 
 def freeze(model: torch.nn.Module, patterns, say=print) -> list[str]:
