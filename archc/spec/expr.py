@@ -258,7 +258,8 @@ class _Walker:
         left, right = self.visit(node.left), self.visit(node.right)
         if isinstance(left, (list, str)) or isinstance(right, (list, str)):
             if not (op is operator.add and type(left) is type(right)):
-                raise ExprError(f"`{_show(node)}`: arithmetic needs numbers",
+                raise ExprError(f"`{_show(node)}`: arithmetic needs numbers, got "
+                                f"{_short(left)} and {_short(right)}",
                                 "only + joins two lists or two strings")
             if len(left) + len(right) > 4096:
                 raise ExprError("value too long")
@@ -325,6 +326,11 @@ class _Walker:
             return _checked_int(FUNCTIONS[name](*args))
         except (TypeError, ValueError, ZeroDivisionError) as exc:
             raise ExprError(f"{name}(): {exc}", "check the arguments") from None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _suggest(name: str, env: dict) -> str:
