@@ -235,12 +235,16 @@ def _key_errors(problems: list, tree) -> SpecErrors:
     return SpecErrors(errors)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str = "") -> SpecError:
     """A YAML parse error as one located SpecError: the problem where it was found, and
     the construct it broke (``in the flow mapping started at line 4``)."""
     problem = (exc.problem or "").strip()
     mark = exc.problem_mark or exc.context_mark
     pos = _mark(mark, file) if mark else Pos(file)
+    index = getattr(exc.problem_mark, "index", None)
+    if index is not None and 0 <= index < len(text) and text[index] == "\t":
+        return SpecError("a tab character: YAML indents with spaces only", pos, "",
+                         "replace the tabs with spaces")
     if "maximum nesting depth" in problem:
         return SpecError(f"nesting deeper than {MAX_DEPTH} levels", pos, "",
                          "flatten the structure; no network spec needs this depth")
@@ -286,7 +290,7 @@ def load_yaml(text: str, file: str = "<string>"):
     except yaml.constructor.ConstructorError as exc:
         raise SpecErrors([_tag_error(exc, file)]) from None
     except yaml.MarkedYAMLError as exc:
-        raise SpecErrors([_syntax_error(exc, file)]) from None
+        raise SpecErrors([_syntax_error(exc, file, text)]) from None
     except yaml.reader.ReaderError as exc:  # bad characters
         raise SpecErrors.one(f"character U+{exc.character:04X} is not allowed in YAML",
                              _index_pos(text, exc.position, file),
