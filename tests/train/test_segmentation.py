@@ -30,7 +30,7 @@ MIN_IOU = 0.75
 
 
 def test_small_unet_reaches_the_stated_mean_iou_on_shapes(tmp_path):
-    from archc.train import train
+    from archc.train import evaluate, train
 
     metrics, run_dir = train(str(TINY), out=str(tmp_path / "run"), progress="quiet")
     assert metrics["monitor"] == "val_iou" and metrics["epochs_run"] == 7
@@ -38,6 +38,8 @@ def test_small_unet_reaches_the_stated_mean_iou_on_shapes(tmp_path):
     assert metrics["test_pixel_accuracy"] >= 0.95, metrics
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert history[-1]["train_iou"] > history[0]["train_iou"] + 0.3  # it learned the shapes, not the background
+    again = evaluate(str(TINY), str(run_dir / "best.pt"))  # archc evaluate: the same split, the same numbers
+    assert again["examples"] == 120 and again["iou"] == pytest.approx(metrics["test_iou"], abs=1e-9)
 
 
 def test_valid_convolution_unet_is_scored_on_the_mask_centre(tmp_path):
