@@ -245,6 +245,12 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str = "") -> SpecE
     if index is not None and 0 <= index < len(text) and text[index] == "\t":
         return SpecError("a tab character: YAML indents with spaces only", pos, "",
                          "replace the tabs with spaces")
+    if "cannot start any token" in problem and index is not None and 0 <= index < len(text):
+        return SpecError(f"YAML syntax error: {text[index]!r} cannot start a value", pos, "",
+                         f"quote the value: \"{text[index:].splitlines()[0].strip()[:30]}\"")
+    if "mapping values are not allowed" in problem:
+        return SpecError("YAML syntax error: a `: ` where no key can start", pos, "",
+                         "quote a value that contains `: `, or check the indentation of this line")
     if "maximum nesting depth" in problem:
         return SpecError(f"nesting deeper than {MAX_DEPTH} levels", pos, "",
                          "flatten the structure; no network spec needs this depth")

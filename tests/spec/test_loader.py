@@ -129,8 +129,11 @@ def test_other_tags_and_unreadable_values(text, message):
     ("a: [1,\n", "f.yaml:2:1: error: YAML syntax error: did not find expected node content (parsing a "
                  "flow node started at line 2, column 1) — check indentation, colons, quotes and brackets "
                  "here and on the lines above"),
-    ("a: b: c\n", "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context"
-                  " — check indentation, colons, quotes and brackets here and on the lines above"),
+    ("a: b: c\n", "f.yaml:1:5: error: YAML syntax error: a `: ` where no key can start — quote a "
+                  "value that contains `: `, or check the indentation of this line"),
+    ("a: @x\n", "f.yaml:1:4: error: YAML syntax error: '@' cannot start a value — quote the value: \"@x\""),
+    ("a: 1\n\tb: 2\n", "f.yaml:2:1: error: a tab character: YAML indents with spaces only — replace "
+                      "the tabs with spaces"),
     ("a: *nowhere\n", "f.yaml:1:4: error: YAML error: found undefined alias — define the anchor "
                       "(&name) before using *name"),
     ("a: 1\nb: x\x07y\n", "f.yaml:2:5: error: character U+0007 is not allowed in YAML — remove "
