@@ -8,6 +8,23 @@ from pathlib import Path
 from archc.train.checkpoint import write_atomic
 
 
+def preload() -> None:
+    """Import matplotlib in a background thread while the first epochs train (about a
+    second of imports that would otherwise come after the last epoch)."""
+    import threading
+
+    def load():
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+        except Exception:  # missing or broken: write_curves says so at the end
+            pass
+
+    threading.Thread(target=load, name="archc-preload-matplotlib", daemon=True).start()
+
+
 def write_curves(path: Path, history: list) -> str | None:
     """Draw ``history`` (metrics.jsonl's records) to ``path``; returns a note when skipped."""
     if not history:

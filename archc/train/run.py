@@ -170,6 +170,10 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
         progress.message(f"resuming {run_dir} after epoch {trainer.epoch}")
     progress.message(_banner(graph, cfg, splits, device, run_dir))
     try:
+        if world.rank == 0:
+            from archc.train.plot import preload
+
+            preload()
         metrics = trainer.fit()
     finally:
         progress.close()
