@@ -22,6 +22,7 @@ import torch.distributed as dist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(Path(__file__).parent / "specs" / "mlp_digits.yaml")
+LR = {"train.optimizer.lr": 0.5}
 ENV = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")} | {"OMP_NUM_THREADS": "1"}
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -41,15 +42,19 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     from archc.train import train
 
-    m1, _ = train(SPEC, out=str(one), device="cpu", progress="quiet")  # one process, here
-    r2 = archc("train", SPEC, "--device", "cpu", "--out", two, "--json", "--nproc", 2)
+    # lr 0.5 for 4 epochs: the best validation loss is epoch 2's, so the test pass measures a
+    # restored best.pt — on every rank (rank 0 reads it, the others take its weights)
+    m1, _ = train(SPEC, out=str(one), device="cpu", progress="quiet", epochs=4, overrides=LR)  # one process, here
+    r2 = archc("train", SPEC, "--device", "cpu", "--out", two, "--json", "--epochs", 4, "--set",
+               "train.optimizer.lr=0.5", "--nproc", 2)
     assert r2.returncode == 0, r2.stderr[-3000:]
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys() == {"linear_1.weight", "linear_1.bias", "linear_2.weight", "linear_2.bias"}
-    for k in a:  # 16 SGD steps with momentum: equal up to float rounding
+    for k in a:  # 32 SGD steps with momentum: equal up to float rounding
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=0), (k, float((a[k] - b[k]).abs().max()))
     m2 = json.loads(r2.stdout)  # rank 0 alone prints the JSON
     assert m2["run_dir"] == str(two)
+    assert m1["best_epoch"] == m2["best_epoch"] == 2 and m2["epochs_run"] == 4
     for key in ("train_loss", "val_loss", "test_loss"):  # sums and counts all-reduced, not averaged per rank
         assert m2[key] == pytest.approx(m1[key], abs=1e-5), key
     for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
@@ -58,7 +63,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
     assert config["train"]["batch_size"] == 32  # the global batch is what the run records
     assert sorted(p.name for p in two.iterdir() if p.name != "curves.png") == \
         ["best.pt", "config.json", "last.pt", "metrics.json", "metrics.jsonl"]
-    assert "training mlp_digits" in r2.stderr and r2.stderr.count("epoch 2/2") == 1  # rank 0 prints
+    assert "training mlp_digits" in r2.stderr and r2.stderr.count("epoch 4/4") == 1  # rank 0 prints
 
 
 def test_global_batch_must_split_over_the_processes():
