@@ -293,28 +293,33 @@ def load_yaml(text: str, file: str = "<string>"):
         tree = loader.construct_document(node)
     except SpecErrors:
         raise
-    except yaml.constructor.ConstructorError as exc:
-        raise SpecErrors([_tag_error(exc, file)]) from None
-    except yaml.MarkedYAMLError as exc:
-        raise SpecErrors([_syntax_error(exc, file, text)]) from None
-    except yaml.reader.ReaderError as exc:  # bad characters
-        raise SpecErrors.one(f"character U+{exc.character:04X} is not allowed in YAML",
-                             _index_pos(text, exc.position, file),
-                             fix="remove control characters; save the file as UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise SpecErrors.one(f"cannot read YAML: {str(exc).splitlines()[0]}", Pos(file),
-                             fix="save the file as UTF-8 text without control characters") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a scalar document
-        raise SpecErrors.one(f"YAML error: cannot read this value: {str(exc).split(';')[0]}",
-                             Pos(file, 1, 1), fix="write plain mappings, lists, text and numbers") from None
-    except RecursionError:
-        raise SpecErrors.one("nesting is too deep to read", Pos(file),
-                             fix="flatten the structure") from None
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise SpecErrors([_read_error(exc, text, file)]) from None
     finally:
         loader.dispose()
     if problems:
         raise _key_errors(problems, tree)
     return tree
+
+
+def _read_error(exc: Exception, text: str, file: str) -> SpecError:
+    """Whatever PyYAML raised, as one located SpecError."""
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return _tag_error(exc, file)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return _syntax_error(exc, file, text)
+    if isinstance(exc, yaml.reader.ReaderError):  # bad characters
+        return SpecError(f"character U+{exc.character:04X} is not allowed in YAML",
+                         _index_pos(text, exc.position, file), "",
+                         "remove control characters; save the file as UTF-8 text")
+    if isinstance(exc, yaml.YAMLError):
+        return SpecError(f"cannot read YAML: {str(exc).splitlines()[0]}", Pos(file), "",
+                         "save the file as UTF-8 text without control characters")
+    if isinstance(exc, RecursionError):
+        return SpecError("nesting is too deep to read", Pos(file), "", "flatten the structure")
+    # ValueError & co. from a scalar document (`!!int x` alone): nested ones are located
+    return SpecError(f"YAML error: cannot read this value: {str(exc).split(';')[0]}",
+                     Pos(file, 1, 1), "", "write plain mappings, lists, text and numbers")
 
 
 def _tag_error(exc, file: str) -> SpecError:
