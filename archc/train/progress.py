@@ -36,7 +36,7 @@ class Progress:
         if mode == "auto":
             mode = "rich" if self.stream.isatty() else "plain"
         self.mode, self.bar, self.task = mode, None, None
-        self.t0, self.seen, self.spent = 0.0, 0, []
+        self.t0, self.seen, self.spent, self.epoch, self.epochs = 0.0, 0, [], 0, 0
 
     def message(self, text: str) -> None:
         if self.mode != "quiet":
