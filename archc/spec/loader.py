@@ -2,11 +2,15 @@
 
 Untrusted YAML must never execute anything and never exhaust the machine, so:
 
-* only YAML's safe tags are constructed (``!!python/...`` is an error, never run);
-* the file size, nesting depth and the size of the tree *after* alias expansion are
-  bounded, so a "billion laughs" alias bomb is rejected before anything walks it;
-* duplicate mapping keys are errors (YAML silently keeps the last one); mapping keys are
-  text; YAML dates stay text; every duplicate of a file is reported at once.
+* only YAML's safe tags are constructed (``!!python/...`` is an error, never run), and a
+  value PyYAML cannot build (``!!int x``, a 5,000-digit integer) is a located error;
+* the file size, the nesting depth and the number of values are bounded on the event
+  stream, before anything is composed; the size of the tree *after* alias expansion is
+  bounded too, and an alias inside the value it names is refused, so a "billion laughs"
+  bomb or a self-containing value is rejected before anything walks it;
+* duplicate mapping keys are errors (YAML silently keeps the last one), all reported at
+  once with their paths; mapping keys are text; YAML dates stay text; merge keys
+  (``<<: *defaults``) work, the mapping's own keys winning.
 
 Mappings become :class:`LDict` and sequences :class:`LList`; both record the position
 of each child (``pos_of(key)``) so later stages can point at the line of any value.
