@@ -5,7 +5,8 @@ column), which node it concerns (a spec path such as ``layers[3].conv2d.kernel``
 is wrong and what would fix it. Stages *collect* errors and raise them together as one
 :class:`SpecErrors`, so a user sees every problem of a file at once.
 
-The rendered form is the contract tested in tests/test_errors.py::
+The rendered form is the contract tested in tests/test_errors.py and, for every kind of
+error, in tests/specs/invalid/ (tests/spec/test_invalid_specs.py)::
 
     FILE:LINE:COL: error: NODE-PATH: what is wrong — what would fix it
 """
