@@ -156,3 +156,18 @@ def test_augmentations():
     assert torch.allclose(ident, x, atol=1e-4)  # an identity affine map resamples exactly
     rot = augment(torch.ones(1, 1, 9, 9), AugmentConfig(rotate=45.0), torch.Generator().manual_seed(0))
     assert rot[0, 0, 4, 4] == pytest.approx(1.0) and rot.sum() < 81  # corners rotated out
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from archc.train.data import sources
+
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        Image.new("RGB", (10, 10)).save(tmp_path / "a" / f"{i}.png")
+    monkeypatch.setattr(sources, "memory_budget", lambda: 3 * 10 * 10 * 3 * 4 - 1)
+    with pytest.raises(TrainError, match=r"3 images of 10×10 need 0.0 GiB in memory"):
+        load_source(str(tmp_path), DataConfig(), (3, 10, 10))
+    monkeypatch.setattr(sources, "memory_budget", lambda: 3 * 10 * 10 * 3 * 4)
+    assert len(load_source(str(tmp_path), DataConfig(), (3, 10, 10))) == 3

@@ -5,6 +5,7 @@ MNIST IDX files, CIFAR-10 python batches. Each reads into memory as :class:`Arra
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def folder(path, cfg, shape) -> Arrays:
 
     classes = [d for d in _class_dirs(path) if _images_in(d)]
     mode = "L" if len(shape) == 3 and shape[0] == 1 else "RGB"
+    _check_fits_in_memory(path, classes, shape, mode, cfg.resize)
     xs, ys = [], []
     for label, d in enumerate(classes):
         for file in _images_in(d):
@@ -118,6 +120,32 @@ def folder(path, cfg, shape) -> Arrays:
     x = torch.from_numpy(np.stack(xs)).float().div_(255.0)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
     return Arrays(x, torch.tensor(ys, dtype=torch.long), [d.name for d in classes], name=str(path))
+
+
+def memory_budget() -> int:
+    """Half of the machine's physical memory, in bytes (sources load data into memory)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_fits_in_memory(path: Path, classes: list, shape, mode: str, resize: bool) -> None:
+    """Refuse, before decoding anything, a folder whose images would not fit in memory as
+    float32 (an ImageNet-sized folder): a clear error instead of the machine swapping."""
+    from PIL import Image
+
+    files = [f for d in classes for f in _images_in(d)]
+    if not files:
+        return
+    with Image.open(files[0]) as im:
+        w, h = (shape[2], shape[1]) if resize and len(shape) == 3 else im.size
+    need = len(files) * h * w * (1 if mode == "L" else 3) * 4
+    if need > memory_budget():
+        raise TrainError(f"{path}: {len(files):,} images of {w}×{h} need {need / 2**30:.1f} GiB in memory "
+                         f"(more than half of this machine's)",
+                         "archc train keeps data sets in memory: train on a folder with fewer or smaller "
+                         "images (resize: true decodes them at the spec's input size)")
 
 
 # --------------------------------------------------------------------------- MNIST IDX
