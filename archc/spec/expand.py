@@ -28,6 +28,7 @@ from archc.spec.schema import COMMON_KEYS
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NODES = 200_000
 MAX_REPEAT = 10_000
+MAX_ERRORS = 200
 MAX_BLOCK_DEPTH = 32  # block instances nested in each other (each level is a Python frame chain)
 FAILED = "?"  # names of layers that failed start with it: no shape, and no further errors
 
@@ -86,6 +87,9 @@ class Expander:
 
     def error(self, message, pos, path, fix="", scope: Scope | None = None):
         self.errors.append(SpecError(message, pos, path, fix, list(scope.notes) if scope else []))
+        if len(self.errors) >= MAX_ERRORS:  # a file that is mostly errors: stop, in bounded time
+            self.errors[-1].notes.append((None, f"stopping after {MAX_ERRORS} errors; fix these first"))
+            raise SpecErrors(self.errors)
 
     def failed(self, scope: Scope, local: str | None = None) -> str:
         """Stand-in output of a layer that failed (its error is already recorded): it has
@@ -244,9 +248,16 @@ class Expander:
                    f"`{head}` is defined later (layers[{declared[head][0]}]); a layer reads only layers above it")
             self.error(msg, pos, path, "layers run top to bottom: reorder them or remove the loop", scope)
             return None
-        known = list(scope.ids) + ["input"]
-        self.error(f"unknown id `{ref}`", pos, path, suggest(ref, known).replace(
-            "`archc ops` lists the op kinds", "ids here: " + ", ".join(known)), scope)
+        if head in scope.ids:  # a dotted id: name what the instance holds
+            start = scope.full(head) + "."
+            cut = len(scope.prefix) + 1 if scope.prefix else 0
+            known = sorted(n[cut:] for n in self.names if n.startswith(start))
+        else:
+            known = list(scope.ids) + ["input"]
+        hint = suggest(ref, known)
+        if not hint.startswith("did you mean"):
+            hint = "ids here: " + ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+        self.error(f"unknown id `{ref}`", pos, path, hint, scope)
         return None
 
     def _cycle(self, target: str, declared: dict, index: int) -> list[str] | None:

@@ -1,0 +1,47 @@
+"""Expansion errors through the Python API: the error cap, follow-on suppression and the
+choice of a network (the CLI-level cases are in tests/specs/invalid)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import archc
+from archc.errors import SpecErrors
+from archc.spec.expand import MAX_ERRORS
+
+
+def errors(text: str, **kwargs) -> list[str]:
+    with pytest.raises(SpecErrors) as info:
+        archc.load_all(text, **kwargs)
+    return [e.render() for e in info.value.errors]
+
+
+def test_error_count_is_capped():
+    text = "archc: 1\ninput: [3]\nlayers:\n" + "".join(f"  - relu: {{from: x{i}}}\n" for i in range(5000))
+    start = time.perf_counter()
+    lines = errors(text)
+    assert time.perf_counter() - start < 5
+    assert len(lines) == MAX_ERRORS
+    assert lines[-1].endswith(f"\nnote: stopping after {MAX_ERRORS} errors; fix these first")
+
+
+def test_a_failed_layer_causes_no_follow_on_errors():
+    # The conv fails; the linear after it would otherwise see a (3, 32, 32) image input and
+    # the concat a missing id.
+    text = ("archc: 1\ninput: [3, 32, 32]\nlayers:\n  - conv2d: {out: 8, kernel: 3, bias: maybe, id: c}\n"
+            "  - flatten\n  - linear: {out: 4}\n  - concat: {from: [c, input]}\n")
+    assert errors(text) == ["<string>:4:39: error: layers[0].conv2d.bias: expected true or false, got 'maybe'"]
+
+
+def test_load_needs_one_network():
+    text = ("archc: 1\nnetworks:\n  g: {input: [4], layers: [{linear: {out: 2}}]}\n"
+            "  d: {input: [2], layers: [{linear: {out: 1}}]}\n")
+    with pytest.raises(SpecErrors) as info:
+        archc.load(text)
+    assert str(info.value) == "<string>: error: the file defines 2 networks — choose one: <string>:g, <string>:d"
+    assert archc.load(text, "g").summary.total_params == 10
+    with pytest.raises(SpecErrors) as info:
+        archc.load(text, "gg")
+    assert str(info.value) == "<string>: error: no network 'gg' in this file — did you mean `g`?"
