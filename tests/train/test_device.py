@@ -1,0 +1,42 @@
+"""Device choices without a GPU: the mixed-precision policy, device selection, and a
+CPU bf16 autocast run."""
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from archc.train.errors import TrainError  # noqa: E402
+from archc.train.loop import AmpPolicy  # noqa: E402
+from archc.train.run import pick_device  # noqa: E402
+
+CUDA = torch.device("cuda")
+
+
+def test_amp_bf16_where_supported_else_fp16_with_a_scaler(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    amp = AmpPolicy("auto", CUDA)
+    assert amp.dtype is torch.bfloat16 and amp.scaler is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GradScaler warns that CUDA is absent here
+        amp = AmpPolicy("auto", CUDA)
+    assert amp.dtype is torch.float16 and amp.scaler is not None
+    assert AmpPolicy(False, CUDA).dtype is None
+
+
+def test_amp_on_cpu_is_off_unless_bf16_is_asked_for():
+    assert AmpPolicy("auto", torch.device("cpu")).dtype is None
+    amp = AmpPolicy("bf16", torch.device("cpu"))
+    assert amp.dtype is torch.bfloat16
+    with amp.autocast():
+        assert torch.nn.Linear(2, 2)(torch.ones(1, 2)).dtype is torch.bfloat16
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainError, match="no CUDA device is available here"):
+            pick_device("cuda")
