@@ -40,3 +40,15 @@ def test_pick_device():
     if not torch.cuda.is_available():
         with pytest.raises(TrainError, match="no CUDA device is available here"):
             pick_device("cuda")
+
+
+def test_a_cpu_run_under_bf16_autocast(tmp_path):
+    import numpy as np
+
+    from archc.train import train
+
+    from test_tasks import spec
+
+    s = spec(tmp_path, "classification", 2, lambda x: (x[:, 0] > 0).astype(int))
+    metrics, _ = train(s, out=str(tmp_path / "bf16"), progress="quiet", epochs=3, overrides={"train.amp": "bf16"})
+    assert metrics["test_accuracy"] > 0.8 and np.isfinite(metrics["test_loss"])
