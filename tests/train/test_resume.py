@@ -61,3 +61,27 @@ def test_resume_needs_a_finished_epoch(tmp_path):
     out = archc("train", "--resume", str(tmp_path))
     assert out.returncode == 1
     assert "no last.pt there" in out.stderr and "Traceback" not in out.stderr
+
+
+WRITER = """
+import sys, torch
+from archc.train.checkpoint import save
+i = 0
+while True:
+    i += 1
+    save(sys.argv[1], {"i": i, "w": torch.full((200_000,), float(i))})
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.13, 0.31])
+def test_a_checkpoint_killed_while_being_written_is_the_old_or_the_new_one(tmp_path, delay):
+    path = tmp_path / "last.pt"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline()  # one complete write
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    state = load(path)
+    assert torch.equal(state["w"], torch.full((200_000,), float(state["i"])))
