@@ -34,30 +34,24 @@ def evaluate(spec: str, weights: str, network: str | None = None, *, overrides: 
     data (``test``, ``val``, ``train``) given by the spec's train: section and ``flags``."""
     import torch
 
-    from archc.backends.torch.build import build
     from archc.backends.torch.codegen import as_graph
     from archc.train import checkpoint as ckpt
     from archc.train.config import make_config
-    from archc.train.data import prepare
     from archc.train.loop import Context, SupervisedTrainer
     from archc.train.progress import Progress
-    from archc.train.run import pick_device
-    from archc.train.tasks import get_task
+    from archc.train.run import _task_data_model, pick_device
 
     graph = as_graph(spec, network, overrides, preset)
     cfg = make_config(graph.train, flags)
-    device = pick_device(cfg.device)
-    splits = prepare(cfg, tuple(graph.input_shape))
+    device, quiet = pick_device(cfg.device), Progress("quiet")
+    task, splits, model = _task_data_model(graph, cfg, device, quiet, fresh=False)
     part = {"test": splits.test, "val": splits.val, "train": splits.train}.get(split)
     if part is None:
         raise TrainError(f"the data has no {split} split", "choose --split test, val or train")
-    task = get_task(cfg.task)
-    task.check(splits, tuple(graph.shape_of(graph.outputs[0])))
-    model = build(graph, seed=cfg.seed)
     try:
-        model.load_state_dict(ckpt.model_state(ckpt.load(weights)))
+        model.load_state_dict(ckpt.model_state(ckpt.load(weights, device)))
     except RuntimeError as exc:
         raise TrainError(f"{weights}: does not fit this network ({str(exc).splitlines()[0]})") from None
-    ctx = Context(cfg, graph, model.to(device), splits, task, device, None, Progress("quiet"))
+    ctx = Context(cfg, graph, model, splits, task, device, None, quiet)
     with torch.no_grad():
         return {"split": split, "examples": len(part)} | SupervisedTrainer(ctx).evaluate(part, "")

@@ -136,28 +136,14 @@ def train(req: Request) -> tuple[dict, Path]:
 
 
 def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tuple[dict, Path]:
-    from archc.backends.torch.build import build
     from archc.train import distributed
-    from archc.train.data import prepare
     from archc.train.loop import Context, make_trainer
     from archc.train.progress import Progress
-    from archc.train.tasks import get_task
-    from archc.train.transfer import freeze, init_from
 
     progress = distributed.progress_for(Progress(req.progress), world)
     device = world.device or pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
-    task = get_task(cfg.task)
-    splits = prepare(cfg, task.data_shape(graph, cfg))
-    task.check(splits, tuple(graph.shape_of(graph.outputs[0])))
-    model = build(graph, seed=cfg.seed)
-    if cfg.init_from and resume_state is None:
-        init_from(model, cfg.init_from, progress.message)
-    if cfg.freeze:
-        freeze(model, cfg.freeze, progress.message)
-    model = model.to(device)
-    if cfg.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    task, splits, model = _task_data_model(graph, cfg, device, progress, fresh=resume_state is None)
     if world.rank == 0:
         make_run_dir(run_dir)
         ckpt.write_json(run_dir / "config.json", _config_json(req, graph, cfg, splits))
@@ -182,6 +168,27 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
     ckpt.write_json(run_dir / "metrics.json", metrics)
     _curves(run_dir, trainer.history, progress)
     return metrics, run_dir
+
+
+def _task_data_model(graph, cfg, device, progress, fresh: bool):
+    """The task, the checked data splits, and the model on its device (transfer applied)."""
+    from archc.backends.torch.build import build
+    from archc.train.data import prepare
+    from archc.train.tasks import get_task
+    from archc.train.transfer import freeze, init_from
+
+    task = get_task(cfg.task)
+    splits = prepare(cfg, task.data_shape(graph, cfg))
+    task.check(splits, tuple(graph.shape_of(graph.outputs[0])))
+    model = build(graph, seed=cfg.seed)
+    if cfg.init_from and fresh:
+        init_from(model, cfg.init_from, progress.message)
+    if cfg.freeze:
+        freeze(model, cfg.freeze, progress.message)
+    model = model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return task, splits, model
 
 
 def _config_json(req: Request, graph, cfg, splits) -> dict:
