@@ -181,3 +181,19 @@ def test_a_spec_without_weights_is_not_run(tmp_path):
     assert one_error(run("infer", tmp_path / "tiny.yaml", "--input", tmp_path / "x.npy")) == \
         "archc: error: a spec needs --weights CKPT (fresh random weights predict nothing); " \
         "or give an exported .onnx file"
+
+
+def test_a_failed_check_says_fail_and_exits_1(tmp_path, monkeypatch):
+    from archc.backends.onnx import check
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    monkeypatch.setattr(check, "ATOL", -1.0)  # no difference, not even 0, is now small enough
+    result = run("export", tmp_path / "tiny.yaml", "-o", tmp_path / "t.onnx")
+    assert result.exit_code == 1, result.output
+    assert "(too large)" in result.output
+    assert result.output.splitlines()[-1].startswith("verdict: FAIL — max abs difference ")
+
+
+def test_validate_target_onnx_passes_an_exportable_spec():
+    result = run("validate", "resnet18", "--target", "onnx", "--format", "json")
+    assert result.exit_code == 0, result.output
