@@ -140,6 +140,9 @@ class TrainConfig:
     gan: GanConfig = field(default_factory=GanConfig)
 
 
+# The offline default data of a task when neither the spec nor --data names a source.
+TASK_SOURCES = {"segmentation": "shapes"}
+
 # Command-line flag -> dotted key of the configuration.
 FLAG_KEYS = {"data": "data.source", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
              "device": "device", "seed": "seed", "init_from": "init_from", "freeze": "freeze"}
@@ -153,6 +156,9 @@ def make_config(train_section: dict | None, flags: dict | None = None) -> TrainC
         if value is not None:
             _set(raw, FLAG_KEYS.get(flag, flag), value)
     cfg = convert(TrainConfig, raw, "train")
+    data = raw.get("data")
+    if not (isinstance(data, str) or (isinstance(data, dict) and "source" in data)):
+        cfg.data.source = TASK_SOURCES.get(cfg.task, cfg.data.source)  # no source given: the task's default
     if cfg.lr is not None:
         cfg.optimizer.lr = cfg.lr
     if isinstance(cfg.freeze, str):

@@ -159,3 +159,11 @@ def _graph_ending_in(op):
         nodes = [type("N", (), {"name": "x", "op": op})()]
 
     return G()
+
+
+def test_shapes_are_the_default_data_of_segmentation():
+    assert make_config({"task": "segmentation"}).data.source == "shapes"
+    assert make_config({"task": "segmentation", "data": {"val_split": 0.2}}).data.source == "shapes"
+    assert make_config({"task": "segmentation", "data": "masks.npz"}).data.source == "masks.npz"
+    assert make_config({"task": "segmentation"}, {"data": "cells"}).data.source == "cells"
+    assert make_config({}).data.source == "digits"
