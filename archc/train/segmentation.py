@@ -68,16 +68,19 @@ def scores(matrix: torch.Tensor) -> dict:
 class SegmentationMeter(Meter):
     """The loss per example and one confusion matrix over every batch seen."""
 
-    def __init__(self, names):
+    def __init__(self, names, classes: int | None = None):
         super().__init__({})
         self.names = list(names)
-        self.sums = {"confusion": 0}
+        # K×K zeros when K is known, so a DDP rank without examples still adds a K×K matrix
+        self.sums = {"confusion": torch.zeros(classes, classes, dtype=torch.long) if classes else 0}
 
     @torch.no_grad()
     def update(self, out, y, loss) -> None:
         self.n += len(y)
         self.loss = self.loss + loss.detach().float() * len(y)
-        self.sums["confusion"] = self.sums["confusion"] + confusion(out.detach(), y)
+        matrix = confusion(out.detach(), y)
+        self.sums["confusion"] = matrix + self.sums["confusion"].to(matrix.device) \
+            if torch.is_tensor(self.sums["confusion"]) else matrix
 
     def result(self, prefix: str = "") -> dict:
         n, loss, sums = self.totals()
@@ -116,7 +119,7 @@ class Segmentation(Task):
         if unknown:
             raise TrainError(f"train.metrics: {unknown[0]!r} is not a metric of the segmentation task",
                              "metrics: " + ", ".join(self.metrics))
-        return SegmentationMeter(names)
+        return SegmentationMeter(names, self.classes)
 
     def check(self, splits, out_shape) -> None:
         if len(out_shape) != 3:

@@ -77,6 +77,8 @@ def test_meter_counts_the_whole_split_like_a_hand_count():
     ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in range(5) if ((p == c) | (t == c)).any()]
     result = meter.result("val_")
     assert len(ious) == 4
+    empty = SegmentationMeter(["iou"], 3)  # a DDP rank whose shard is empty still adds a 3×3 matrix
+    assert empty.sums["confusion"].shape == (3, 3) and empty.result() == {"loss": 0.0, "iou": 0.0}
     assert result == pytest.approx({"val_loss": 0.5, "val_pixel_accuracy": float((p == t).mean()),
                                     "val_iou": float(np.mean(ious))})
 
