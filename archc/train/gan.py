@@ -91,7 +91,8 @@ def gan_criterion(cfg, d_graph):
     name = cfg.loss.name
     if name not in (None, "gan", wanted):
         why = "ends with sigmoid (probabilities)" if probabilities else "gives raw scores (no sigmoid at the end)"
-        raise TrainError(f"train.loss {name!r} does not fit: the discriminator {why}", f"use loss: {wanted}, or leave it out")
+        raise TrainError(f"train.loss {name!r} does not fit: the discriminator {why}",
+                         f"use loss: {wanted}, or leave it out")
     loss = F.binary_cross_entropy if probabilities else F.binary_cross_entropy_with_logits
     return lambda scores, label: loss(scores, torch.full_like(scores, float(label)))
 

@@ -76,7 +76,8 @@ def test_global_batch_must_split_over_the_processes():
     assert rank_config(cfg, World()) is cfg
     with pytest.raises(TrainError) as err:
         rank_config(make_config({"batch_size": 31}), World(0, 2))
-    assert str(err.value) == "train.batch_size 31 (the global batch) does not split over 2 processes — use a multiple of 2"
+    assert str(err.value) == ("train.batch_size 31 (the global batch) does not split over 2 processes — "
+                              "use a multiple of 2")
 
 
 # ----------------------------------------------------------------------------- pieces, in one process

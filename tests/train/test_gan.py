@@ -106,7 +106,8 @@ def test_dcgan_defaults_apply_when_the_spec_gives_none(tmp_path):
         assert type(opt) is torch.optim.Adam and group["lr"] == 2e-4 and group["betas"] == (0.5, 0.999)
     weights = torch.cat([p.detach().flatten() for n, p in list(trainer.gen.named_parameters())
                          + list(trainer.disc.named_parameters()) if p.dim() == 4])
-    assert float(weights.mean()) == pytest.approx(0, abs=0.002) and float(weights.std()) == pytest.approx(0.02, rel=0.05)
+    assert float(weights.mean()) == pytest.approx(0, abs=0.002)
+    assert float(weights.std()) == pytest.approx(0.02, rel=0.05)
     bn = trainer.gen.batchnorm2d_1.requires_grad_(False)
     assert float(bn.weight.mean()) == pytest.approx(1, abs=0.02) and float(bn.bias.abs().max()) == 0
     assert trainer.to_range  # the generator ends with tanh: images are scaled to [-1, 1]
