@@ -25,9 +25,9 @@ _FRAME = re.compile(r'File "<archc:[^"]*>", line (\d+), in forward')
 
 def forward_line_nodes(graph, source: str) -> dict[int, str]:
     """1-based line number in ``source`` -> the spec node that line computes."""
-    from archc.backends.torch.codegen import _values  # the generator's own notion of "computes"
+    from archc.backends.torch.codegen import value_flow  # the generator's own notion of "computes"
 
-    _, _, real = _values(graph)
+    _, _, real = value_flow(graph)
     computing = [n.name for n in graph.nodes if n.name in real]
     lines = source.splitlines()
     start = next(i for i, text in enumerate(lines) if text.lstrip().startswith("def forward(")) + 1

@@ -146,7 +146,7 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
     """The body of forward. Values live in few variables: a value's variable is reused
     once its last reader has run (``x = self.conv(x)``), unless ``return_all`` keeps every
     value and returns them by node name (for tests)."""
-    alias, last_use, real = _values(graph)
+    alias, last_use, real = value_flow(graph)
     keep = set(alias[o] for o in graph.outputs)
     var = {INPUT: "x"}
     free, count, lines = [], [0], []
@@ -210,7 +210,7 @@ def _inplace(op, node, ins, srcs, args, writable) -> tuple[str | None, str | Non
     return None, None
 
 
-def _values(graph: Graph):
+def value_flow(graph: Graph):
     """(alias: node -> the node whose value it is, last_use: value -> index of its last
     reader, real: nodes that compute something)."""
     alias, last_use, real = {INPUT: INPUT}, {INPUT: -1}, set()
