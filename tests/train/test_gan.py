@@ -167,3 +167,22 @@ def test_gan_pair_that_does_not_fit_is_refused():
         _check_pair(archc.load(TINY, "generator"), archc.load(TINY, "discriminator"),
                     make_config({"gan": {"latent": 100}}))
     assert str(err.value).startswith("train.gan.latent is 100 but the generator's input is [16, 1, 1]")
+
+
+def test_naming_the_discriminator_trains_the_same_pair(tmp_path):
+    r = run("train", f"{TINY}:discriminator", "--epochs", 1, "--out", tmp_path / "d", "--quiet")
+    assert r.exit_code == 0, r.output
+    state = torch.load(tmp_path / "d" / "last.pt", weights_only=True)
+    assert set(state["model"]) == {"conv_transpose2d_1.weight", "batchnorm2d_1.weight", "batchnorm2d_1.bias",
+                                   "batchnorm2d_1.running_mean", "batchnorm2d_1.running_var",
+                                   "batchnorm2d_1.num_batches_tracked", "conv_transpose2d_2.weight"}
+    assert set(state["discriminator"]) == {"conv2d_1.weight", "conv2d_2.weight"}
+
+
+def test_evaluate_measures_both_losses_without_updating(tmp_path):
+    trainer, splits = _trainer(tmp_path)
+    before = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    out = trainer.evaluate(splits.train, "val_")
+    assert set(out) == {"val_d_loss", "val_g_loss"} and all(math.isfinite(v) for v in out.values())
+    assert out["val_d_loss"] == pytest.approx(2 * math.log(2), abs=0.05)  # fresh D: about 0.5 for all
+    assert all(torch.equal(before[k], v) for k, v in trainer.disc.state_dict().items())
