@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Training recipes with archc (docs/train.md). Run from the repository root:
+#   bash examples/train_recipes.sh            # the digits recipes (no download, ~1 min on 2 cores)
+#   CIFAR10=~/data/cifar-10-batches-py bash examples/train_recipes.sh   # + the seeds' VGG-16 recipe
+# EPOCHS=2 shortens every run (the tests use it).
+set -euo pipefail
+OUT=${OUT:-runs/recipes}
+EPOCHS_FLAG=${EPOCHS:+--epochs $EPOCHS}
+
+# 1. LeNet-5 on scikit-learn's digits, as specs/lenet5.yaml's train: section says
+#    (Adam 1e-3, batch 32, normalised, ±8% translations, 15 epochs): ~98% test accuracy.
+archc train specs/lenet5.yaml --out "$OUT/lenet5" $EPOCHS_FLAG
+
+# 2. Continue it for more epochs (the optimizer, schedule and RNG states carry on).
+archc train --resume "$OUT/lenet5" --epochs "${EPOCHS:-15}"
+
+# 3. Transfer learning: start from its best weights, replace the head (a fresh 10-way
+#    linear layer: --set classes=... changes its size), freeze the convolutions, and
+#    train the rest with SGD + Nesterov, a warm-up and a cosine schedule.
+archc train specs/lenet5.yaml --init-from "$OUT/lenet5/best.pt" --freeze c1,c3,c5 \
+  --set 'train.optimizer={name: sgd, lr: 0.05, momentum: 0.9, nesterov: true}' \
+  --set 'train.schedule={name: cosine, warmup_epochs: 1}' --out "$OUT/lenet5-head" $EPOCHS_FLAG
+
+# 4. Measure a checkpoint on the test split.
+archc evaluate specs/lenet5.yaml --weights "$OUT/lenet5-head/best.pt"
+
+# 5. The seeds' CIFAR-10 recipe (VGG-16 for 32×32 images: SGD 0.1 momentum 0.9, 0.01
+#    after epoch 30, L2 1e-5, flips and padded crops, the best model on validation kept),
+#    for users who have the CIFAR-10 "python version" on disk. Use a GPU: --device cuda.
+if [ -n "${CIFAR10:-}" ]; then
+  archc train specs/vgg16_cifar10.yaml --data "$CIFAR10" --out "$OUT/vgg16-cifar10" $EPOCHS_FLAG
+fi
