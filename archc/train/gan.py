@@ -10,6 +10,8 @@ Each step (Goodfellow et al. 2014, Algorithm 1; seeds/003):
 
 1. discriminator (``d_steps`` times, a fresh z each time, the same real batch):
    minimise BCE(D(x), 1) + BCE(D(G(z)), 0), i.e. maximise log D(x) + log(1 - D(G(z)));
+   ``loss: {label_smoothing: ε}`` makes the real label 1 - ε (one-sided label smoothing,
+   Salimans et al. 2016: it keeps the discriminator from growing over-confident);
 2. generator, with the **non-saturating** loss: minimise BCE(D(G(z)), 1) = -log D(G(z))
    (the "works better in practice" form (2) of the seeds), on the last step's z.
 
@@ -85,7 +87,7 @@ def ends_with_sigmoid(graph) -> bool:
 
 
 def gan_criterion(cfg, d_graph):
-    """``fn(scores, label)``: BCE of D's outputs against a constant label 0 or 1."""
+    """``fn(scores, label)``: BCE of D's outputs against a constant label (0, 1, or 1 - ε)."""
     probabilities = ends_with_sigmoid(d_graph)
     wanted = "bce" if probabilities else "bce_logits"
     name = cfg.loss.name
@@ -151,6 +153,7 @@ class GanTrainer:
         self.latent = tuple(g_graph.input_shape)
         self.criterion = gan_criterion(self.cfg, d_graph)
         self.probabilities = ends_with_sigmoid(d_graph)
+        self.real_label = 1.0 - self.cfg.loss.label_smoothing  # one-sided smoothing (Salimans et al. 2016)
         self.to_range = _ends_with(g_graph, "tanh") and not self.cfg.data.normalize
         self.opt_g, self.opt_d = self._optimizer(self.gen), self._optimizer(self.disc)
         self.schedules = [Schedule(o, self.cfg.schedule, self.cfg.epochs) for o in (self.opt_g, self.opt_d)]
@@ -226,7 +229,7 @@ class GanTrainer:
         for _ in range(cfg.gan.d_steps):
             fake = self.gen(self._z(b, g))
             d_real, d_fake = self.disc(real), self.disc(fake.detach())
-            loss_d = self.criterion(d_real, 1) + self.criterion(d_fake, 0)
+            loss_d = self.criterion(d_real, self.real_label) + self.criterion(d_fake, 0)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self._clip(self.disc)
@@ -279,7 +282,7 @@ class GanTrainer:
         g, sums, n = torch.Generator().manual_seed(self.cfg.seed), {"d_loss": 0.0, "g_loss": 0.0}, 0
         for x, _ in batches(a, self.cfg.batch_size, None, self.device):
             d_real, d_fake = self.disc(self._real(x)), self.disc(self.gen(self._z(len(x), g)))
-            sums["d_loss"] += float(self.criterion(d_real, 1) + self.criterion(d_fake, 0)) * len(x)
+            sums["d_loss"] += float(self.criterion(d_real, self.real_label) + self.criterion(d_fake, 0)) * len(x)
             sums["g_loss"] += float(self.criterion(d_fake, 1)) * len(x)
             n += len(x)
         return {f"{prefix}{k}": v / max(n, 1) for k, v in sums.items()}

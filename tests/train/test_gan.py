@@ -79,7 +79,7 @@ def test_criterion_follows_the_last_op_and_refuses_a_contradiction():
                               "the end) — use loss: bce_logits, or leave it out")
 
 
-def _trainer(tmp_path):
+def _trainer(tmp_path, overrides=None):
     """A GanTrainer for tiny_gan.yaml built the way archc.train.run builds it."""
     from archc.backends.torch.build import build
     from archc.train.data import prepare
@@ -87,7 +87,7 @@ def _trainer(tmp_path):
     from archc.train.run import Request, _settings
     from archc.train.tasks import get_task
 
-    req = Request(TINY, out=str(tmp_path / "run"), progress="quiet")
+    req = Request(TINY, overrides=overrides, out=str(tmp_path / "run"), progress="quiet")
     graph, cfg, run_dir, _ = _settings(req)
     task = get_task(cfg.task)
     splits = prepare(cfg, task.data_shape(graph, cfg))
@@ -113,8 +113,9 @@ def test_dcgan_defaults_apply_when_the_spec_gives_none(tmp_path):
     assert trainer.to_range  # the generator ends with tanh: images are scaled to [-1, 1]
 
 
-def test_one_step_is_the_hand_written_dcgan_step(tmp_path):
-    trainer, splits = _trainer(tmp_path)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_one_step_is_the_hand_written_dcgan_step(tmp_path, smoothing):
+    trainer, splits = _trainer(tmp_path, {"train.loss.label_smoothing": smoothing} if smoothing else None)
     G, D = copy.deepcopy(trainer.gen), copy.deepcopy(trainer.disc)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -124,7 +125,7 @@ def test_one_step_is_the_hand_written_dcgan_step(tmp_path):
     z = torch.randn((32, 16, 1, 1), generator=torch.Generator().manual_seed(11))
     fake = G(z)
     d_real, d_fake = D(real), D(fake.detach())
-    loss_d = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+    loss_d = F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1 - smoothing)) + \
         F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
     opt_d.zero_grad()
     loss_d.backward()
