@@ -170,3 +170,9 @@ def test_shapes_are_the_default_data_of_segmentation():
     assert make_config({"task": "segmentation", "data": "masks.npz"}).data.source == "masks.npz"
     assert make_config({"task": "segmentation"}, {"data": "cells"}).data.source == "cells"
     assert make_config({}).data.source == "digits"
+
+
+def test_a_path_source_named_without_a_path_is_explained():
+    with pytest.raises(TrainError) as err:
+        load_source("masks", make_config({}).data, (1, 8, 8))
+    assert str(err.value) == "data source 'masks' is a kind of file or folder, not a data set — give its path: --data PATH"

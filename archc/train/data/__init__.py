@@ -83,6 +83,9 @@ def load_source(spec: str, cfg, shape: tuple) -> Arrays:
     from archc.train.data import shapes, sources  # noqa: F401  (registers the built-in sources)
 
     if spec in SOURCES:
+        if SOURCES[spec].claims is not None:  # a kind of file or folder, not a data set by itself
+            raise TrainError(f"data source {spec!r} is a kind of file or folder, not a data set",
+                             "give its path: --data PATH")
         return SOURCES[spec].load(None, cfg, shape)
     path = Path(spec).expanduser()
     if not path.exists():
