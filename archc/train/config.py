@@ -134,6 +134,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     workers: int = 0
+    threads: int | None = None       # CPU threads (None: 1 for small networks, else torch's default)
     deterministic: bool = False
     init_from: str | None = None
     freeze: list | str | None = None  # layer ids or globs (a string: comma-separated)
@@ -260,6 +261,7 @@ def _check(cfg: TrainConfig) -> None:
         (0 <= cfg.data.val_split < 1, "train.data.val_split must be in [0, 1)"),
         (0 <= cfg.data.test_split < 1, "train.data.test_split must be in [0, 1)"),
         (cfg.workers >= 0, "train.workers must be 0 or more"),
+        (cfg.threads is None or cfg.threads >= 1, "train.threads must be at least 1"),
         (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:"),
          f"train.device {cfg.device!r} is not auto, cpu, cuda, cuda:N or mps"),
         (cfg.early_stopping.mode in (None, "min", "max"), "train.early_stopping.mode is min or max"),

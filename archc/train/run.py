@@ -60,6 +60,25 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+SMALL_BATCH_MACS = 2e9  # below this, one CPU thread beats several (thread start-up per op)
+
+
+def cpu_threads(cfg, graph, device) -> int | None:
+    """The CPU threads for torch: ``train.threads`` if given; else, on the CPU and when
+    OMP_NUM_THREADS is not set, 1 for a small network (a batch under 2 GMACs — LeNet-5's
+    is 0.01), whose ops are too short to share between threads (3× slower with 2 threads on
+    a busy 2-core machine, docs/benchmarks.md); otherwise torch's default. Returns what it set."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+        return cfg.threads
+    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return None
+    if graph.summary.macs * cfg.batch_size < SMALL_BATCH_MACS:
+        torch.set_num_threads(1)
+        return 1
+    return None
+
+
 def new_run_dir(name: str) -> Path:
     base = Path("runs")
     for n in range(1, 10_000):
@@ -143,6 +162,7 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
     progress = distributed.progress_for(Progress(req.progress), world)
     device = world.device or pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
+    cpu_threads(cfg, graph, device)
     task, splits, model = _task_data_model(graph, cfg, device, progress, fresh=resume_state is None)
     if world.rank == 0:
         make_run_dir(run_dir)

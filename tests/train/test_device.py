@@ -52,3 +52,24 @@ def test_a_cpu_run_under_bf16_autocast(tmp_path):
     s = spec(tmp_path, "classification", 2, lambda x: (x[:, 0] > 0).astype(int))
     metrics, _ = train(s, out=str(tmp_path / "bf16"), progress="quiet", epochs=3, overrides={"train.amp": "bf16"})
     assert metrics["test_accuracy"] > 0.8 and np.isfinite(metrics["test_loss"])
+
+
+def test_small_networks_train_on_one_cpu_thread(monkeypatch):
+    import archc
+    from archc.train.config import make_config
+    from archc.train.run import cpu_threads
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        lenet, resnet = archc.load("specs/lenet5.yaml"), archc.load("specs/resnet18.yaml")
+        assert lenet.summary.macs * 32 < 2e9 < resnet.summary.macs * 32
+        assert cpu_threads(make_config(lenet.train), lenet, cpu) == 1 == torch.get_num_threads()
+        assert cpu_threads(make_config(resnet.train), resnet, cpu) is None
+        assert cpu_threads(make_config(lenet.train, {"threads": 2}), lenet, cpu) == 2 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice stands
+        assert cpu_threads(make_config(lenet.train), lenet, cpu) is None
+        assert cpu_threads(make_config(lenet.train), lenet, torch.device("cuda")) is None
+    finally:
+        torch.set_num_threads(before)
