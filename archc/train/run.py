@@ -148,9 +148,11 @@ def train(req: Request) -> tuple[dict, Path]:
 
     settings = _settings(req)
     world = distributed.setup(settings[1].device)  # rank 0 of 1 unless torchrun started us
+    threads = torch.get_num_threads()
     try:
         return _train(req, *settings, world)
     finally:
+        torch.set_num_threads(threads)  # cpu_threads' choice ends with the run (API callers)
         distributed.teardown(world)
 
 

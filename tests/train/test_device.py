@@ -73,3 +73,15 @@ def test_small_networks_train_on_one_cpu_thread(monkeypatch):
         assert cpu_threads(make_config(lenet.train), lenet, torch.device("cuda")) is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_thread_choice_ends_with_the_run(tmp_path, monkeypatch):
+    from archc.train import train
+
+    from test_tasks import spec
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    s = spec(tmp_path, "regression", 1, lambda x: x[:, 0].astype("float32"))
+    train(s, out=str(tmp_path / "t"), progress="quiet", epochs=1, overrides={"train.threads": before + 1})
+    assert torch.get_num_threads() == before
