@@ -21,6 +21,7 @@ import archc
 from archc.cli import main
 from archc.spec.schema import SCHEMA_FILE
 from archc.zoo import zoo_dir, zoo_specs
+from references import torchvision_model
 
 SPECS = zoo_dir()
 
@@ -175,14 +176,6 @@ TORCHVISION_BUILDS = [("alexnet", None, "alexnet"), ("vgg16", None, "vgg16"),
                       ("resnet18", None, "resnet18"), ("resnet34", None, "resnet34"),
                       ("resnet50", None, "resnet50"), ("resnet50", "resnet101", "resnet101"),
                       ("resnet50", "resnet152", "resnet152")]
-
-
-def torchvision_model(name):
-    models = pytest.importorskip("torchvision.models")
-    kwargs = {}
-    if name == "googlenet":
-        kwargs = {"aux_logits": False, "init_weights": False, "transform_input": False}
-    return getattr(models, name)(weights=None, **kwargs)
 
 
 @pytest.mark.parametrize("target, preset, name", TORCHVISION_BUILDS, ids=lambda v: str(v))

@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 
 import archc
+from references import torchvision_model
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-
-
-def torchvision_model(name):
-    models = pytest.importorskip("torchvision.models")
-    kwargs = {}
-    if name == "googlenet":
-        kwargs = {"aux_logits": False, "init_weights": False, "transform_input": False}
-    return getattr(models, name)(weights=None, **kwargs)
 
 
 # Renames from torchvision's module names to the zoo's ids; None: the names differ wholly
