@@ -77,6 +77,16 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 preset_option = click.option("--preset", default=None, help="Choose a named preset of variables.")
 
 
+# Packages of the optional extras (pyproject.toml), and the extra that brings each: the
+# static commands need none of them, the others say what to install instead of failing.
+OPTIONAL_MODULES = {
+    "torch": "torch", "numpy": "train", "sklearn": "train", "PIL": "train",
+    "matplotlib": "train", "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx",
+    "safetensors": "torch",
+}
+COMMAND_EXTRAS = {"train": "train", "evaluate": "train", "export": "onnx", "infer": "onnx"}
+
+
 class ArchcGroup(click.Group):
     """The command group. A spec error escaping a command is reported like any other; any
     other Python exception is a bug in archc: the user sees one line saying so, never a
@@ -90,6 +100,15 @@ class ArchcGroup(click.Group):
             raise
         except SpecErrors as exc:
             report_errors(exc)
+        except ModuleNotFoundError as exc:
+            extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+            if extra is None or os.environ.get("ARCHC_DEBUG"):
+                raise
+            extra = COMMAND_EXTRAS.get(ctx.invoked_subcommand, extra)
+            click.echo(f"archc: error: `archc {ctx.invoked_subcommand}` needs the Python package "
+                       f"{exc.name!r}, which is not installed — pip install 'archc[{extra}]'",
+                       err=True)
+            sys.exit(1)
         except Exception as exc:  # noqa: BLE001 (the last line of defence)
             if os.environ.get("ARCHC_DEBUG"):
                 raise

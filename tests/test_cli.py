@@ -157,3 +157,15 @@ def test_subprocess_python_tag_is_never_run(tmp_path):
     assert "YAML tag !!python/object/apply:os.system is not allowed" in proc.stderr
     assert not marker.exists()
     assert not Path("PWNED").exists()
+
+
+def test_missing_optional_package_names_the_extra(monkeypatch, tmp_path):
+    """A command whose extra is not installed says what to install, in one line, exit 1."""
+    monkeypatch.delenv("ARCHC_DEBUG", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    spec = Path(__file__).resolve().parents[1] / "specs" / "lenet5.yaml"
+    result = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("archc: error: `archc compile` needs the Python package "
+                                     "'torch', which is not installed — pip install 'archc[torch]'")
+    assert not (tmp_path / "m.pt").exists()
