@@ -58,6 +58,7 @@ class SiLU(_Activation):
 
 @register
 class Identity(_Activation):
+    passes_values = True
     name, doc = "identity", "Passes its input through unchanged."
 
     def torch_forward(self, a, ins, out, args, mod):

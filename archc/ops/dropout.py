@@ -7,6 +7,7 @@ from archc.ops.registry import Attr, Float, Op, need_rank, register
 
 @register
 class Dropout(Op):
+    passes_values = True
     name = "dropout"
     doc = "Zeroes each element with probability p during training."
     attrs = {"p": Attr(Float(0, 1), 0.5, "drop probability")}
@@ -17,6 +18,7 @@ class Dropout(Op):
 
 @register
 class Dropout2d(Op):
+    passes_values = True
     name = "dropout2d"
     doc = "Zeroes whole channels with probability p during training."
     attrs = {"p": Attr(Float(0, 1), 0.5, "drop probability")}

@@ -220,6 +220,9 @@ class Op:
     arity: ClassVar[int | tuple] = 1
     # The first ONNX opset that can express the op (checked by `validate --target onnx`).
     onnx_opset: ClassVar[int | None] = 11
+    # At inference the op hands its input's values on unchanged (identity, dropout,
+    # flatten): `archc infer` looks through it for the op that made a classifier's output.
+    passes_values: ClassVar[bool] = False
 
     def normalize(self, a: dict) -> dict:
         """Fill attributes whose default depends on others (a pool's stride = its kernel)."""

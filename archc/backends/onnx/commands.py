@@ -62,7 +62,9 @@ def infer_spec(graph, weights, input_file, topk: int, output) -> list[str]:
     known = train_data(train) | (run_data(weights) if weights else {})
     array = read_input(input_file, graph.input_shape, known.get("normalize"))
     out = run_spec(graph, weights, array)
-    return infer_lines(out, graph.node(graph.outputs[0]).op, known.get("classes"), topk, output)
+    from archc.backends.onnx.metadata import output_op
+
+    return infer_lines(out, output_op(graph, graph.outputs[0]), known.get("classes"), topk, output)
 
 
 def run_spec(graph, weights, array):

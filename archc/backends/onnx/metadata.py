@@ -25,12 +25,23 @@ def tensor_entry(name: str, shape, dynamic: bool, batch: int) -> dict:
             "layout": LAYOUTS.get(len(shape), "N" + "?" * len(shape))}
 
 
+def output_op(graph, name: str) -> str:
+    """The op that computed the values of node ``name``, looking through ops that pass
+    values on unchanged at inference (a dropout after a softmax still gives probabilities)."""
+    from archc.ops.registry import get_op
+
+    node = graph.node(name)
+    while get_op(node.op).passes_values and node.inputs[0] != "input":
+        node = graph.node(node.inputs[0])
+    return node.op
+
+
 def metadata(graph, input_name: str, dynamic: bool, batch: int, extra: dict | None = None) -> dict[str, str]:
     """The metadata of ``graph``'s export; ``extra`` adds known ``classes``/``normalize``."""
     import archc
 
     ins = [tensor_entry(input_name, graph.input_shape, dynamic, batch)]
-    outs = [tensor_entry(o, graph.shape_of(o), dynamic, batch) | {"op": graph.node(o).op}
+    outs = [tensor_entry(o, graph.shape_of(o), dynamic, batch) | {"op": output_op(graph, o)}
             for o in graph.outputs]
     props = {"archc.version": archc.__version__, "archc.spec.name": str(graph.name),
              "archc.spec.hash": str(graph.spec_hash), "archc.inputs": json.dumps(ins),
