@@ -40,6 +40,21 @@ class _Pool2d(Op):
         return [Window(k, s, p, d) for k, s, p, d in
                 zip(a["kernel"], a["stride"], (t, l), a.get("dilation", (1, 1)))]
 
+    def ceil_mode(self, a, ins) -> bool:
+        """ceil_mode as the generated code passes it: only where it changes the output size.
+
+        Where rounding up would add a window that starts in the right padding, torch drops
+        it again, so ceil and floor agree; ONNX's MaxPool/AveragePool shape rule keeps that
+        window. Passing False there gives the same numbers and an ONNX file whose shapes
+        agree with torch's (found by tests/backends/test_onnx_random.py)."""
+        if not a["ceil_mode"]:
+            return False
+        _, h, w = ins[0]
+        t, b, l, r = conv_pads(a, ins[0])
+        dil = a.get("dilation", (1, 1))
+        return any(window_out(n, k, s, p, d, True) != window_out(n, k, s, p, d, False)
+                   for n, k, s, p, d in zip((h, w), a["kernel"], a["stride"], (t + b, l + r), dil))
+
     def torch_call(self, a, ins, x: str) -> str:
         """``F.max_pool2d(x, ...)``: a function call, not a module (no state; a module call
         costs more, see activation.py)."""
@@ -67,7 +82,7 @@ class MaxPool2d(_Pool2d):
     def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
         return (f"F.max_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
-                f"dilation={a['dilation']}, ceil_mode={a['ceil_mode']})")
+                f"dilation={a['dilation']}, ceil_mode={self.ceil_mode(a, ins)})")
 
     def torch_forward(self, a, ins, out, args, mod):
         # Asymmetric padding is an F.pad first, filled with -inf so that a pad is never the
@@ -85,7 +100,7 @@ class AvgPool2d(_Pool2d):
     def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
         return (f"F.avg_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
-                f"ceil_mode={a['ceil_mode']}, count_include_pad={a['count_include_pad']})")
+                f"ceil_mode={self.ceil_mode(a, ins)}, count_include_pad={a['count_include_pad']})")
 
     def torch_forward(self, a, ins, out, args, mod):
         p = conv_pads(a, ins[0])
