@@ -16,7 +16,7 @@ import yaml
 
 from archc.errors import ExprError, Pos, SpecError, SpecErrors
 from archc.spec.expr import evaluate, is_expression
-from archc.spec.loader import LDict, LList, load_yaml
+from archc.spec.loader import LDict, LList, load_yaml, plain
 from archc.spec.schema import validate_tree
 
 REQUIRED_ARG = "required"
@@ -329,7 +329,7 @@ _TRAIN_SHORTHANDS = {"data": "source", "optimizer": "name", "schedule": "name", 
 
 
 def _merge_train(file_train, net_train, overrides: dict) -> dict | None:
-    merged = _plain(file_train or {}) | _plain(net_train or {})
+    merged = plain(file_train or {}) | plain(net_train or {})
     for k, v in overrides.items():
         if k.startswith("train."):
             node = merged
@@ -344,12 +344,3 @@ def _merge_train(file_train, net_train, overrides: dict) -> dict | None:
                 node = child
             node[parts[-1]] = v
     return merged or None
-
-
-def _plain(value):
-    """A located tree as plain dicts and lists (for consumers that need no positions)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value

@@ -58,6 +58,16 @@ class LList(list):
         return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
 
 
+def plain(value):
+    """A located tree as plain dicts and lists, for consumers that need no positions;
+    keys become text (a config's keys are names)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def pos_of(container, key, fallback: Pos | None = None) -> Pos | None:
     """Position of ``container[key]`` when the container is located, else fallback."""
     if isinstance(container, (LDict, LList)):

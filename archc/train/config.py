@@ -19,6 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from archc.spec.loader import plain
 from archc.train.errors import TrainError
 
 
@@ -152,7 +153,7 @@ FLAG_KEYS = {"data": "data.source", "epochs": "epochs", "batch_size": "batch_siz
 def make_config(train_section: dict | None, flags: dict | None = None) -> TrainConfig:
     """The effective configuration from the spec's (merged) ``train:`` section and the
     flags that were given (None values are flags left out). Raises TrainError."""
-    raw = _plain(train_section or {})
+    raw = plain(train_section or {})
     for flag, value in (flags or {}).items():
         if value is not None:
             _set(raw, FLAG_KEYS.get(flag, flag), value)
@@ -183,14 +184,6 @@ def _set(raw: dict, dotted: str, value) -> None:
 def _shorthand_key(name: str) -> str:
     hint = typing.get_type_hints(TrainConfig)[name]
     return getattr(hint, "SHORTHAND", "name")
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def convert(cls, raw, path: str):

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from archc.errors import SpecErrors
 from archc.spec import schema
-from archc.spec.loader import load_yaml
+from archc.spec.loader import load_yaml, plain
 from archc.spec.quickcheck import Unsupported, compile_schema, equal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +28,6 @@ REFERENCE = Draft202012Validator(SHIPPED)
 
 def reference_ok(tree) -> bool:
     return next(REFERENCE.iter_errors(tree), None) is None
-
-
-def plain(value):
-    """A located tree as plain dicts/lists, so mutations do not need positions."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def test_zoo_and_examples_are_valid_for_both():

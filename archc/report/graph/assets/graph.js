@@ -227,13 +227,18 @@
     render();
   }
 
+  // A key/value pair as <wrap><keyTag>key</keyTag><valueTag>value</valueTag></wrap>.
+  function pair(parent, wrap, keyTag, valueTag, key, value) {
+    const el = document.createElement(wrap);
+    const k = document.createElement(keyTag), v = document.createElement(valueTag);
+    k.textContent = key;
+    v.textContent = value;
+    el.append(k, v);
+    parent.appendChild(el);
+  }
+
   function row(table, key, value) {
-    const tr = document.createElement("tr");
-    const th = document.createElement("th"), td = document.createElement("td");
-    th.textContent = key;
-    td.textContent = value;
-    tr.append(th, td);
-    table.appendChild(tr);
+    pair(table, "tr", "th", "td", key, value);
   }
 
   function attrText(v) { // [3, 3] as the YAML would say it; strings and numbers as JSON
@@ -276,14 +281,7 @@
     small.textContent = r.file + " \u00b7 " + data.nodes.length + " layers";
     h.appendChild(small);
     const dl = document.getElementById("totals");
-    for (const [k, v] of data.totals) {
-      const div = document.createElement("div");
-      const dt = document.createElement("dt"), dd = document.createElement("dd");
-      dt.textContent = k;
-      dd.textContent = v;
-      div.append(dt, dd);
-      dl.appendChild(div);
-    }
+    for (const [k, v] of data.totals) pair(dl, "div", "dt", "dd", k, v);
     document.getElementById("expand-all").addEventListener("click", () => {
       collapsed.clear();
       render();
