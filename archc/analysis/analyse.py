@@ -49,7 +49,9 @@ def _sum(values):
 
 def analyse(graph: Graph) -> Summary:
     """Fill ``meta`` of every node with params, buffers, macs, rf, activation bytes."""
-    rfs: dict[str, RF] = {INPUT: identity_rf() if len(graph.input_shape) == 3 else GLOBAL}
+    spatial = len(graph.input_shape) - 1  # (C, L), (C, H, W), (C, D, H, W); token ids have none
+    rfs: dict[str, RF] = {INPUT: identity_rf(spatial) if spatial >= 1 and graph.input_dtype == "float32"
+                          else GLOBAL}
     for node in graph.nodes:
         op = get_op(node.op)
         ins = [graph.shape_of(i) for i in node.inputs]
@@ -58,6 +60,8 @@ def analyse(graph: Graph) -> Summary:
         m = node.meta
         if known:
             m["params"], m["buffers"] = op.params(node.attrs, ins, out)
+            if "tie" in m:  # a shared tensor is counted once, at the layer that owns it
+                m["params"] -= numel(op.tied_weight(node.attrs, ins)[1])
             m["macs"] = op.macs(node.attrs, ins, out)
             m["activation_bytes"] = numel(out) * BYTES_PER_VALUE
         else:

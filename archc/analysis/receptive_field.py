@@ -39,8 +39,8 @@ class RF:
     def text(self) -> str:
         if self.is_global:
             return "global"
-        h, w = (_num(v) for v in self.size)
-        core = f"{h}" if h == w else f"{h}×{w}"
+        sizes = [_num(v) for v in self.size]
+        core = f"{sizes[0]}" if len(set(sizes)) == 1 else "×".join(map(str, sizes))
         return core + ("" if self.aligned else " (misaligned)")
 
 
@@ -51,9 +51,10 @@ def _num(v):
     return int(v) if float(v).is_integer() else round(v, 3)
 
 
-def identity_rf() -> RF:
-    """The network input: every pixel sees itself; pixel centres sit at 0, 1, 2, ..."""
-    return RF((1, 1), (1, 1), (0, 0))
+def identity_rf(axes: int = 2) -> RF:
+    """The network input: every pixel sees itself; pixel centres sit at 0, 1, 2, ...
+    ``axes`` spatial axes: 1 for (C, L) sequences, 2 for images, 3 for volumes."""
+    return RF((1,) * axes, (1,) * axes, (0,) * axes)
 
 
 def apply_window(rf: RF, wins: list[Window]) -> RF:

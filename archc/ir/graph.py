@@ -45,6 +45,8 @@ class Graph:
     train: dict | None = None
     vars: dict = field(default_factory=dict)
     summary: object = None  # archc.analysis.analyse.Summary, once analysed
+    input_dtype: str = "float32"  # "int64" for token ids
+    input_vocab: int | None = None  # token ids lie in [0, input_vocab)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; O(1) through a name -> position index that is
@@ -65,6 +67,19 @@ class Graph:
 
     def shape_of(self, name: str):
         return self.input_shape if name == INPUT else self.node(name).meta.get("shape")
+
+    def dtype_of(self, name: str) -> str | None:
+        return self.input_dtype if name == INPUT else self.node(name).meta.get("dtype")
+
+    def id_limit(self) -> int:
+        """How many distinct token ids the input may hold: the declared vocabulary, else the
+        fewest rows of an embedding reading it (example inputs are drawn below it)."""
+        if self.input_vocab:
+            return self.input_vocab
+        from archc.ops.registry import get_op
+
+        limits = [get_op(n.op).id_limit(n.attrs) for n in self.nodes if INPUT in n.inputs]
+        return min([v for v in limits if v] or [2])
 
     def lint(self) -> list[str]:
         """The IR's invariants: unique names made of identifier parts, inputs defined

@@ -59,6 +59,7 @@ class SiLU(_Activation):
 @register
 class Identity(_Activation):
     passes_values = True
+    keeps_dtype = True  # moves token ids as they are
     name, doc = "identity", "Passes its input through unchanged."
 
     def torch_forward(self, a, ins, out, args, mod):

@@ -22,7 +22,10 @@ class Linear(Op):
         return numel(ins[0]) * a["out"]  # one MAC per weight per position, bias excluded
 
     def rf(self, a, ins, out):
-        return "global" if len(ins[0]) == 1 else None
+        return "global"  # every output mixes the whole last axis
+
+    def tied_weight(self, a, ins):
+        return "weight", (a["out"], ins[0][-1])
 
     def torch_init(self, a, ins, out):
         return f"nn.Linear({ins[0][-1]}, {a['out']}, bias={a['bias']})"

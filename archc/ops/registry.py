@@ -27,6 +27,12 @@ REGISTRY: dict[str, "Op"] = {}
 
 Shape = tuple  # a shape without the batch dimension, e.g. (3, 224, 224)
 
+# Element types a value can have. Networks compute on floats; token ids (the input of a
+# language model, the indices of an embedding) are integers. The analysis tracks the
+# dtype of every value so that an op fed the wrong kind says so where it is used.
+FLOAT, IDS = "float32", "int64"
+DTYPES = (FLOAT, IDS)
+
 
 # --------------------------------------------------------------------------- attr types
 
@@ -223,6 +229,13 @@ class Op:
     # At inference the op hands its input's values on unchanged (identity, dropout,
     # flatten): `archc infer` looks through it for the op that made a classifier's output.
     passes_values: ClassVar[bool] = False
+    # The op moves values without computing on them (reshape, permute, slice, identity):
+    # its output has its input's dtype, token ids included. Every other op computes on
+    # floats, and an integer input is an error that says to embed it first.
+    keeps_dtype: ClassVar[bool] = False
+    # Helper classes and functions the generated torch code of this op needs, emitted once
+    # per generated file (name -> source). Standalone files carry them; nothing is imported.
+    torch_helpers: ClassVar[dict[str, str]] = {}
 
     def normalize(self, a: dict) -> dict:
         """Fill attributes whose default depends on others (a pool's stride = its kernel)."""
@@ -237,6 +250,24 @@ class Op:
 
     def macs(self, a: dict, ins: list[Shape], out: Shape) -> int:
         return 0
+
+    def dtype(self, a: dict, ins: list[Shape], dtypes: list[str]) -> str:
+        """The dtype of the output from the inputs' dtypes (raise ShapeError to refuse)."""
+        if self.keeps_dtype:
+            return dtypes[0]
+        if IDS in dtypes:
+            raise ShapeError(f"`{self.name}` computes on float values, got token ids ({IDS})",
+                             "embed the ids first (embedding)")
+        return FLOAT
+
+    def id_limit(self, a: dict) -> int | None:
+        """The number of distinct token ids the op accepts (an embedding's rows), else None."""
+        return None
+
+    def tied_weight(self, a: dict, ins: list[Shape]) -> tuple[str, tuple] | None:
+        """(tensor name, shape) of the weight another layer may share with ``tie:``
+        (GPT-2's output projection shares the token embedding), or None."""
+        return None
 
     def rf(self, a: dict, ins: list[Shape], out: Shape):
         """Receptive-field effect: None (pointwise: unchanged), a :class:`Window` per
@@ -323,7 +354,8 @@ def need_rank(ins: list[Shape], ranks, what: str) -> Shape:
     shape = ins[0]
     ranks = (ranks,) if isinstance(ranks, int) else ranks
     if len(shape) not in ranks:
-        layout = {1: "(features)", 2: "(channels, length)", 3: "(channels, height, width)"}
+        layout = {1: "(features)", 2: "(channels, length) or (tokens, width)",
+                  3: "(channels, height, width)", 4: "(channels, depth, height, width)"}
         want = " or ".join(layout.get(r, f"rank {r}") for r in ranks)
         raise ShapeError(f"expects an input of shape {want}, got {list(shape)}",
                          f"{what} (flatten before linear layers; reshape to add channels)")

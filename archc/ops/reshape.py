@@ -9,6 +9,7 @@ from archc.ops.registry import Attr, IntList, Op, numel, register
 @register
 class Flatten(Op):
     passes_values = True
+    keeps_dtype = True  # moves token ids as they are
     name = "flatten"
     doc = "Flattens everything but the batch: (C, H, W) -> (C*H*W,)."
 
@@ -22,6 +23,7 @@ class Flatten(Op):
 @register
 class Reshape(Op):
     passes_values = True
+    keeps_dtype = True  # moves token ids as they are
     name = "reshape"
     doc = "Reshapes to `shape` (batch excluded); one entry may be -1 (inferred)."
     attrs = {"shape": Attr(IntList(-1), doc="target shape without the batch, e.g. [512, 4, 4]")}

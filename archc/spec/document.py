@@ -47,6 +47,8 @@ class NetworkDef:
     pos: Pos
     input_pos: Pos | None = None
     path: str = ""  # spec path prefix of its layers: "networks.generator." in a multi-network file
+    input_dtype: str = "float32"  # or "int64": token ids
+    input_vocab: int | None = None  # token ids lie in [0, vocab)
 
 
 @dataclass
@@ -304,14 +306,23 @@ def _networks(tree: LDict, env: dict, file: str, overrides: dict) -> dict[str, N
             except ExprError as exc:
                 raise SpecErrors.one(exc.message, body["vars"].pos_of(k),
                                      f"networks.{name}.vars.{k}", exc.fix) from None
-        shape, input_pos = tuple(body["input"]), body.pos_of("input")
+        shape, dtype, vocab = _input(body["input"])
+        input_pos = body.pos_of("input")
         if "input" in overrides:
             shape, input_pos = _override_shape(overrides["input"], file), Pos("--set input")
         train = _merge_train(tree.get("train") if body is not tree else None, body.get("train"), overrides)
         out[name] = NetworkDef(body.get("name", name), shape, body["layers"], body.get("outputs"),
                                train, net_env, pos, input_pos,
-                               f"networks.{name}." if body is not tree else "")
+                               f"networks.{name}." if body is not tree else "", dtype, vocab)
     return out
+
+
+def _input(value) -> tuple[tuple, str, int | None]:
+    """(shape, dtype, vocab) of an `input:` (checked by the schema): a list is a float
+    shape; a mapping gives `shape`, `dtype` and, for token ids, `vocab`."""
+    if isinstance(value, dict):
+        return tuple(value["shape"]), value.get("dtype", "float32"), value.get("vocab")
+    return tuple(value), "float32", None
 
 
 def _override_shape(value, file: str) -> tuple:

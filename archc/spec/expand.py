@@ -63,6 +63,7 @@ class Expander:
         self.nodes: list[Node] = []
         self.names: set[str] = {INPUT}
         self.shapes: dict[str, tuple | None] = {INPUT: net.input}
+        self.dtypes: dict[str, str | None] = {INPUT: net.input_dtype}
         self.errors: list[SpecError] = []
         self.n_failed = 0
 
@@ -83,7 +84,8 @@ class Expander:
         if not self.nodes:
             raise SpecErrors.one("the network has no layers", self.net.pos, fix="add layers")
         return Graph(self.net.name, self.net.input, self.nodes, [o for o in outputs if o],
-                     self.doc.file, self.doc.text_hash, self.net.train, dict(self.net.env))
+                     self.doc.file, self.doc.text_hash, self.net.train, dict(self.net.env),
+                     input_dtype=self.net.input_dtype, input_vocab=self.net.input_vocab)
 
     def error(self, message, pos, path, fix="", scope: Scope | None = None):
         self.errors.append(SpecError(message, pos, path, fix, list(scope.notes) if scope else []))
@@ -363,9 +365,40 @@ class Expander:
         if "init" in body:
             node.meta["init"] = body["init"]
         self.infer(op, node, scope)
+        if "tie" in body and not self.tie(op, node, body, scope, env, path):
+            return None
         self.nodes.append(node)
         self.names.add(name)
         return name
+
+    def tie(self, op, node: Node, body, scope: Scope, env, path) -> bool:
+        """`tie: ID`: the node's weight is the weight of layer ID (same tensor, same shape)."""
+        pos, where = body.pos_of("tie"), f"{path}.tie"
+        ref = self.text(body["tie"], env, scope, pos, where)
+        target = self.ref(ref, scope, pos, where) if ref is not None else None
+        if target is None:
+            return False
+        if target == INPUT or target.startswith(FAILED) or node.meta["shape"] is None:
+            if target == INPUT:
+                self.error("`tie` names a layer, not the input", pos, where, "name a layer's id", scope)
+            return target != INPUT
+        other = self.nodes[next(i for i, n in enumerate(self.nodes) if n.name == target)]
+        ins = [self.shapes.get(i) for i in node.inputs]
+        mine = op.tied_weight(node.attrs, ins)
+        theirs = get_op(other.op).tied_weight(other.attrs, [self.shapes.get(i) for i in other.inputs])
+        if mine is None or theirs is None:
+            bad = node if mine is None else other
+            self.error(f"`{bad.op}` has no weight that can be tied", pos, where,
+                       "tie linear and embedding layers", scope)
+            return False
+        if tuple(mine[1]) != tuple(theirs[1]):
+            self.error(f"`{node.name}`'s {mine[0]} has shape {list(mine[1])} but `{target}`'s "
+                       f"{theirs[0]} has shape {list(theirs[1])}", pos, where,
+                       "tied tensors must have the same shape (a linear's weight is [out, in], an "
+                       "embedding's [num, dim])", scope)
+            return False
+        node.meta["tie"] = (target, mine[0], theirs[0])
+        return True
 
     def infer(self, op, node: Node, scope: Scope) -> None:
         ins = [self.shapes.get(i) for i in node.inputs]
@@ -381,8 +414,23 @@ class Expander:
                 else:
                     message += f" (input `{node.inputs[0]}` {list(ins[0])})"
                 self.error(f"`{node.name}`: {message}", node.pos, node.path, exc.fix, scope)
-        node.meta["shape"] = shape
+        dtype = None
+        if shape is not None:
+            try:
+                dtype = op.dtype(node.attrs, ins, [self.dtypes.get(i) for i in node.inputs])
+            except ShapeError as exc:
+                self.error(f"`{node.name}`: {exc.message}", node.pos, node.path, exc.fix, scope)
+                shape = None
+            else:
+                limit = op.id_limit(node.attrs)
+                if limit and node.inputs == [INPUT] and (self.net.input_vocab or 0) > limit:
+                    self.error(f"`{node.name}`: the input's token ids go up to {self.net.input_vocab - 1} "
+                               f"(vocab {self.net.input_vocab}) but the embedding has {limit} rows",
+                               node.pos, node.path, f"set num to {self.net.input_vocab} or lower the vocab",
+                               scope)
+        node.meta["shape"], node.meta["dtype"] = shape, dtype
         self.shapes[node.name] = shape
+        self.dtypes[node.name] = dtype
 
     # -- a block call --------------------------------------------------------------------
     def block_call(self, block, body, scope, env, inputs, local, path, pos) -> str | None:

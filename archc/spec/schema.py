@@ -38,10 +38,24 @@ COMMON_KEYS = {
     "trainable": {"type": "boolean", "description": "false freezes this layer's parameters"},
     "init": {"anyOf": [{"type": "string"}, {"type": "object"}],
              "description": "initialisation of this layer's weights (see docs/spec.md)"},
+    "tie": {"type": "string",
+            "description": "id of a layer whose weight this layer shares (weight tying, as GPT-2's "
+                           "output projection shares the token embedding)"},
 }
 
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 4,
           "description": "a shape without the batch dimension, e.g. [3, 224, 224]"}
+# `input:` is a shape of float values, or a mapping that also gives the dtype: token ids
+# for language models (`{shape: [1024], dtype: int64, vocab: 50257}`).
+_INPUT = {"anyOf": [_SHAPE, {
+    "type": "object", "additionalProperties": False, "required": ["shape"],
+    "properties": {
+        "shape": _SHAPE,
+        "dtype": {"enum": ["float32", "int64"], "description": "float32 (default) or int64 token ids"},
+        "vocab": {"type": "integer", "minimum": 1, "description": "token ids lie in [0, vocab)"},
+    }}],
+    "description": "the input without the batch: [C, H, W], [L, D], [C, D, H, W]..., or "
+                   "{shape: [L], dtype: int64, vocab: V} for token ids"}
 _VAR_VALUE = {"type": ["integer", "number", "string", "boolean", "array", "null"]}
 _NUM = {"type": "number"}
 _POS_NUM = {"type": "number", "exclusiveMinimum": 0}
@@ -137,7 +151,7 @@ def build_schema() -> dict:
     layers = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
     network = {
         "name": {"type": "string"}, "description": {"type": "string"},
-        "input": _SHAPE, "layers": layers,
+        "input": _INPUT, "layers": layers,
         "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "vars": {"type": "object", "additionalProperties": _VAR_VALUE},
         "train": {"$ref": "#/$defs/train"},

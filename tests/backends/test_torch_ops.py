@@ -14,6 +14,10 @@ import archc
 from archc.ops.registry import all_ops
 from torch_checks import check_graph
 
+import cases_attention
+import cases_nd
+import cases_tokens
+
 # op -> [(input shape, layers)]: small nets that exercise the op's attributes
 OP_CASES = {
     "adaptive_avgpool2d": [("[3, 9, 7]", "- adaptive_avgpool2d: {size: [3, 2]}")],
@@ -68,6 +72,9 @@ OP_CASES = {
                  ("[2, 4, 4]", "- upsample: {scale: 1.5, mode: bilinear, align_corners: true}")],
     "zeropad2d": [("[2, 3, 4]", "- zeropad2d: {padding: [1, 2, 3, 4]}"), ("[2, 3, 4]", "- zeropad2d: {padding: 1}")],
 }
+
+# the cases of the sequence, attention and N-d ops live beside this file, one module each
+OP_CASES |= cases_nd.CASES | cases_tokens.CASES | cases_attention.CASES
 
 CASES = [pytest.param(op, shape, layers, id=f"{op}-{i}")
          for op, cases in sorted(OP_CASES.items()) for i, (shape, layers) in enumerate(cases)]

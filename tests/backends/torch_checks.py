@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import archc
-from archc.backends.torch.build import build
+from archc.backends.torch.build import build, example_input
 from archc.zoo import zoo_specs
 
 # zoo spec stem -> overrides that keep tests fast (the large networks are fully
@@ -54,7 +54,7 @@ def check_graph(graph, batch: int = 2, seed: int = 0):
     """Assert a built module matches ``graph``'s analysis; returns the normal module."""
     probe = build(graph, seed=seed, return_all=True).eval()
     model = build(graph, seed=seed).eval()
-    x = torch.randn(batch, *graph.input_shape, generator=torch.Generator().manual_seed(seed))
+    x = example_input(graph, batch, seed)
     values = run(probe, x)
     for node in graph.nodes:
         got = tuple(values[node.name].shape)
@@ -79,5 +79,8 @@ def _check_counts(graph, model) -> None:
         except AttributeError:  # an op without a module (add, flatten, ...) owns nothing
             assert node.meta["params"] == node.meta["buffers"] == 0, node.name
             continue
-        assert sum(p.numel() for p in sub.parameters()) == node.meta["params"], node.name
+        tied = 0
+        if "tie" in node.meta:  # the shared tensor is counted at the layer that owns it
+            tied = getattr(sub, node.meta["tie"][1]).numel()
+        assert sum(p.numel() for p in sub.parameters()) == node.meta["params"] + tied, node.name
         assert sum(b.numel() for b in sub.buffers()) == node.meta["buffers"], node.name

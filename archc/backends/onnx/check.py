@@ -118,11 +118,12 @@ def compare_outputs(path, model, graph, dynamic_batch: bool, batch: int) -> list
     import torch
 
     from archc.backends.onnx.runtime import OnnxModel
+    from archc.backends.torch.build import example_input
 
     session = OnnxModel(path, provider="cpu")
     runs = []
     for b in (CHECK_BATCHES if dynamic_batch else (batch,)):
-        x = torch.randn(b, *graph.input_shape, generator=torch.Generator().manual_seed(b))
+        x = example_input(graph, b, seed=b)
         with torch.no_grad():
             want = model(x)
         want = [t.numpy() for t in (want if isinstance(want, tuple) else (want,))]

@@ -136,8 +136,10 @@ def _trace(model, graph, opset: int, dynamic_batch: bool, batch: int):
     """torch.onnx's dynamo export of ``model`` as a ModelProto (its chatter silenced)."""
     import torch
 
+    from archc.backends.torch.build import example_input
+
     example_batch = 2 if dynamic_batch else batch  # torch.export fixes a batch of 1
-    x = torch.randn(example_batch, *graph.input_shape, generator=torch.Generator().manual_seed(0))
+    x = example_input(graph, example_batch, seed=0)
     dims = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
     quiet = io.StringIO()
     try:

@@ -67,3 +67,18 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls()
+
+
+def example_input(graph, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A random input batch for ``graph``: standard normal floats, or token ids drawn
+    uniformly below the input's vocabulary (``graph.id_limit()``) for an int64 input.
+
+    >>> import archc
+    >>> g = archc.load("archc: 1\\ninput: {shape: [5], dtype: int64}\\nlayers:\\n  - embedding: {num: 7, dim: 3}\\n")
+    >>> example_input(g, batch=2).dtype
+    torch.int64
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if graph.input_dtype == "int64":
+        return torch.randint(0, graph.id_limit(), (batch, *graph.input_shape), generator=gen)
+    return torch.randn(batch, *graph.input_shape, generator=gen)

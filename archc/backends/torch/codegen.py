@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import textwrap
 import math
 import re
 from dataclasses import dataclass, field
@@ -108,7 +109,21 @@ def build_tree(graph: Graph) -> ModuleTree:
         tree.leaves[node.name] = access(parts)
         if node.meta.get("trainable", True) is False:
             tree.lines.append(f"{access(parts)}.requires_grad_(False)  # trainable: false")
+    for node in graph.nodes:  # tied weights: one Parameter, reached through both layers
+        if "tie" in node.meta:
+            target, mine, theirs = node.meta["tie"]
+            tree.lines.append(f"{tree.leaves[node.name]}.{mine} = {tree.leaves[target]}.{theirs}"
+                              f"  # tied to {target}")
     return tree
+
+
+def helpers(graph: Graph) -> str:
+    """The helper classes and functions the graph's ops need, each once, in a stable order."""
+    found: dict[str, str] = {}
+    for node in graph.nodes:
+        for name, source in get_op(node.op).torch_helpers.items():
+            found.setdefault(name, source)
+    return "".join("\n\n" + textwrap.dedent(found[k]).strip("\n") + "\n" for k in sorted(found))
 
 
 def _container(tree: ModuleTree, parts: tuple, node) -> None:
@@ -293,8 +308,9 @@ def generate(graph: Graph, init=None, return_all: bool = False, name: str | None
     body += ["", f"    def forward(self, x):  # x: {_batch(graph.input_shape)}"]
     body += [f"        {line}" for line in forward_lines(graph, tree, return_all)]
     source = "\n".join(_header(graph) + body) + "\n"
-    if tree.containers:
-        source = source.replace("\n\n\nclass ", BLOCK_CLASS + "\n\nclass ", 1)
+    extra = (BLOCK_CLASS if tree.containers else "") + helpers(graph)
+    if extra:
+        source = source.replace("\n\n\nclass ", extra + "\n\nclass ", 1)
     ast.parse(source)  # a bug here must fail loudly, never produce a broken file
     return source
 

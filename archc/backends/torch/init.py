@@ -177,7 +177,8 @@ def plan(graph, default=None) -> list[InitCall]:
         try:
             value = _choose(node, default)
             if value is not None:
-                calls += _node_calls(node, value)
+                tied = node.meta.get("tie", (None, None))[1]  # a shared tensor is set by its owner
+                calls += [c for c in _node_calls(node, value) if c.tensor != tied]
         except _Bad as exc:
             if "init" in node.meta:
                 error = SpecError(f"`{node.name}`: {exc.message}", node.pos, node.path + ".init", exc.fix)
