@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from archc.errors import AttrError, ExprError, Pos, ShapeError, SpecError, SpecErrors
 from archc.ir.graph import INPUT, Graph, Node
 from archc.ir.names import name_fix, name_problem
-from archc.ops.registry import REQUIRED, get_op, suggest
+from archc.ops.registry import REQUIRED, Op, get_op, suggest
 from archc.spec.document import REQUIRED_ARG, Document, NetworkDef
 from archc.spec.expr import UnknownInput, evaluate, is_expression
 from archc.spec.loader import LDict, LList
@@ -371,6 +371,11 @@ class Expander:
         self.names.add(name)
         return name
 
+    def _index_of(self, name: str) -> int:
+        if getattr(self, "_positions", None) is None or len(self._positions) != len(self.nodes):
+            self._positions = {n.name: i for i, n in enumerate(self.nodes)}
+        return self._positions[name]
+
     def tie(self, op, node: Node, body, scope: Scope, env, path) -> bool:
         """`tie: ID`: the node's weight is the weight of layer ID (same tensor, same shape)."""
         pos, where = body.pos_of("tie"), f"{path}.tie"
@@ -378,19 +383,19 @@ class Expander:
         target = self.ref(ref, scope, pos, where) if ref is not None else None
         if target is None:
             return False
-        if target == INPUT or target.startswith(FAILED) or node.meta["shape"] is None:
-            if target == INPUT:
-                self.error("`tie` names a layer, not the input", pos, where, "name a layer's id", scope)
-            return target != INPUT
-        other = self.nodes[next(i for i, n in enumerate(self.nodes) if n.name == target)]
-        ins = [self.shapes.get(i) for i in node.inputs]
-        mine = op.tied_weight(node.attrs, ins)
-        theirs = get_op(other.op).tied_weight(other.attrs, [self.shapes.get(i) for i in other.inputs])
-        if mine is None or theirs is None:
-            bad = node if mine is None else other
-            self.error(f"`{bad.op}` has no weight that can be tied", pos, where,
-                       "tie linear and embedding layers", scope)
+        if target == INPUT:
+            self.error("`tie` names a layer, not the input", pos, where, "name a layer's id", scope)
             return False
+        other = None if target.startswith(FAILED) else self.nodes[self._index_of(target)]
+        for n in (node, other):
+            if n is not None and type(get_op(n.op)).tied_weight is Op.tied_weight:
+                self.error(f"`{n.op}` has no weight that can be tied", pos, where,
+                           "tie linear and embedding layers", scope)
+                return False
+        if other is None or node.meta["shape"] is None or other.meta["shape"] is None:
+            return True  # an error above already explains it
+        mine = op.tied_weight(node.attrs, [self.shapes.get(i) for i in node.inputs])
+        theirs = get_op(other.op).tied_weight(other.attrs, [self.shapes.get(i) for i in other.inputs])
         if tuple(mine[1]) != tuple(theirs[1]):
             self.error(f"`{node.name}`'s {mine[0]} has shape {list(mine[1])} but `{target}`'s "
                        f"{theirs[0]} has shape {list(theirs[1])}", pos, where,
@@ -401,10 +406,13 @@ class Expander:
         return True
 
     def infer(self, op, node: Node, scope: Scope) -> None:
+        """The node's output shape and dtype (None where an input is unknown or on error).
+        The dtype is checked first: token ids reaching a conv need an embedding, not a reshape."""
         ins = [self.shapes.get(i) for i in node.inputs]
-        shape = None
+        shape = dtype = None
         if all(s is not None for s in ins):
             try:
+                dtype = op.dtype(node.attrs, ins, [self.dtypes.get(i) for i in node.inputs])
                 shape = tuple(op.infer(node.attrs, ins))
             except ShapeError as exc:
                 message = exc.message
@@ -414,23 +422,19 @@ class Expander:
                 else:
                     message += f" (input `{node.inputs[0]}` {list(ins[0])})"
                 self.error(f"`{node.name}`: {message}", node.pos, node.path, exc.fix, scope)
-        dtype = None
-        if shape is not None:
-            try:
-                dtype = op.dtype(node.attrs, ins, [self.dtypes.get(i) for i in node.inputs])
-            except ShapeError as exc:
-                self.error(f"`{node.name}`: {exc.message}", node.pos, node.path, exc.fix, scope)
-                shape = None
-            else:
-                limit = op.id_limit(node.attrs)
-                if limit and node.inputs == [INPUT] and (self.net.input_vocab or 0) > limit:
-                    self.error(f"`{node.name}`: the input's token ids go up to {self.net.input_vocab - 1} "
-                               f"(vocab {self.net.input_vocab}) but the embedding has {limit} rows",
-                               node.pos, node.path, f"set num to {self.net.input_vocab} or lower the vocab",
-                               scope)
+                dtype = None
+            self._check_vocab(op, node, scope)
         node.meta["shape"], node.meta["dtype"] = shape, dtype
         self.shapes[node.name] = shape
         self.dtypes[node.name] = dtype
+
+    def _check_vocab(self, op, node: Node, scope: Scope) -> None:
+        """An embedding reading the input must have a row for every declared token id."""
+        limit, vocab = op.id_limit(node.attrs), self.net.input_vocab
+        if limit and node.inputs == [INPUT] and vocab and vocab > limit:
+            self.error(f"`{node.name}`: the input's token ids go up to {vocab - 1} (vocab {vocab}) "
+                       f"but the embedding has {limit} rows", node.pos, node.path,
+                       f"set num to {vocab} or lower the input's vocab", scope)
 
     # -- a block call --------------------------------------------------------------------
     def block_call(self, block, body, scope, env, inputs, local, path, pos) -> str | None:
@@ -448,6 +452,10 @@ class Expander:
                        "join the inputs (concat/add) first", scope)
             return None
         args, ok = {}, True
+        if "tie" in body:
+            self.error(f"`tie` shares the weight of one layer; `{block.name}` is a block", body.key_pos_of("tie"),
+                       f"{path}.tie", "put `tie:` on the linear or embedding layer inside the block", scope)
+            ok = False
         for key, raw in body.items():
             if key in COMMON_KEYS or (raw is None and key in block.args):
                 continue  # `arg: null` means the default, as for op attributes
