@@ -20,15 +20,17 @@ def rows(g: Graph):
             yield depth, n.scope[depth], f"({n.blocks[depth]})", "", "", "", ""
         open_scope = n.scope
         m = n.meta
-        yield (len(n.scope), n.local_name, n.op, N.shape(m.get("shape")), N.count(m.get("params")),
+        op = f"{n.op} (tied: {m['tie'][0]})" if "tie" in m else n.op  # its weight is counted there
+        yield (len(n.scope), n.local_name, op, N.shape(m.get("shape")), N.count(m.get("params")),
                N.si(m.get("macs")) if m.get("macs") else ("" if m.get("macs") == 0 else N.UNKNOWN),
                N.rf(m.get("rf")))
 
 
 def totals(g: Graph) -> list[tuple[str, str]]:
     s = g.summary
+    ids = " token ids" if g.input_dtype == "int64" else ""
     return [
-        ("Input", N.shape(s.input_shape)),
+        ("Input", N.shape(s.input_shape) + ids),
         ("Output", ", ".join(N.shape(x) for x in s.output_shapes)),
         ("Total params", N.count(s.total_params)),
         ("Trainable params", N.count(s.trainable_params)),
@@ -57,7 +59,7 @@ def render(g: Graph, console) -> None:
     t = Table(title=f"{g.name}  ({g.summary.nodes} nodes)", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
     t.add_column("Layer", overflow="fold", max_width=30)
-    t.add_column("Op", max_width=20, overflow="fold")
+    t.add_column("Op", max_width=24, overflow="fold")
     t.add_column("Output shape", no_wrap=True)
     t.add_column("Params", justify="right", no_wrap=True)
     t.add_column("MACs", justify="right", no_wrap=True)
