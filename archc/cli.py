@@ -84,7 +84,7 @@ OPTIONAL_MODULES = {
     "matplotlib": "train", "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx",
     "safetensors": "torch",
 }
-COMMAND_EXTRAS = {"train": "train", "evaluate": "train", "export": "onnx", "infer": "onnx"}
+COMMAND_EXTRAS = {"train": "train", "evaluate": "train", "generate": "train", "export": "onnx", "infer": "onnx"}
 
 
 class ArchcGroup(click.Group):
@@ -449,6 +449,34 @@ def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, pres
         click.echo(json.dumps(metrics, indent=2))
     else:
         click.echo("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
+
+@main.command()
+@spec_argument
+@click.option("--weights", required=True, metavar="CKPT|RUN_DIR", help="A run directory (its best.pt), "
+              "a checkpoint or a state_dict.")
+@click.option("--prompt", required=True, help="The text to continue (encoded as bytes).")
+@click.option("--tokens", type=click.IntRange(min=1), default=200, show_default=True, help="How many to sample.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Divides the logits; 0 takes the most likely token.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the K most likely tokens.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@set_option
+@preset_option
+def generate(spec, weights, prompt, tokens, temperature, top_k, seed, sets, preset):
+    """Continue a prompt with a trained language model (token ids in, [L, vocab] logits out)."""
+    path, network, overrides = _train_target(spec, sets, preset)
+    target = f"{path}:{network}" if network else path
+
+    def run():
+        from archc.generate import generate as sample_text
+
+        return sample_text(target, weights, prompt, tokens, temperature, top_k, seed, overrides, preset)
+
+    text, notes = _run_training(run)
+    for note in notes:
+        click.echo(f"archc: note: {note}", err=True)
+    click.echo(text)
 
 
 # --------------------------------------------------------------------------- ONNX

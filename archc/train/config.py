@@ -143,7 +143,7 @@ class TrainConfig:
 
 
 # The offline default data of a task when neither the spec nor --data names a source.
-TASK_SOURCES = {"segmentation": "shapes"}
+TASK_SOURCES = {"segmentation": "shapes", "language_model": "pysource"}
 
 # Command-line flag -> dotted key of the configuration.
 FLAG_KEYS = {"data": "data.source", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",

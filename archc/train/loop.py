@@ -65,7 +65,7 @@ def seeded(seed: int, epoch: int, stream: int) -> torch.Generator:
 def monitor_of(cfg, task, has_val: bool) -> tuple[str, str]:
     """(name, mode) of the value that early stopping and best.pt watch."""
     name = cfg.early_stopping.monitor or (task.monitor[0] if has_val else "train_loss")
-    mode = cfg.early_stopping.mode or ("min" if any(w in name for w in ("loss", "mae", "mse", "error")) else "max")
+    mode = cfg.early_stopping.mode or ("min" if any(w in name for w in ("loss", "mae", "mse", "error", "perplexity", "bpc")) else "max")
     return name, mode
 
 

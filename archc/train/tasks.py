@@ -46,7 +46,7 @@ def register_task(name: str):
 
 
 def get_task(name: str):
-    from archc.train import gan, segmentation  # noqa: F401  (their modules register those tasks)
+    from archc.train import gan, language, segmentation  # noqa: F401  (their modules register those tasks)
 
     if name not in TASKS:
         raise TrainError(f"train.task {name!r} is not available", "tasks: " + ", ".join(sorted(TASKS)))

@@ -35,6 +35,7 @@ class Arrays:
     test: "Arrays | None" = None
     name: str = ""
     resizable: bool = False  # the source's images may be resized to the spec's input (digits)
+    val: "Arrays | None" = None  # the source's own fixed validation part (text: its last 10 %)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -80,7 +81,7 @@ def register_source(name: str, claims: Callable | None = None, specific: bool = 
 def load_source(spec: str, cfg, shape: tuple) -> Arrays:
     """A source name (``digits``) or path -> Arrays; ``cfg`` is the DataConfig, ``shape``
     the spec's input (sources that decode images may decode them at that size). Raises TrainError."""
-    from archc.train.data import shapes, sources  # noqa: F401  (registers the built-in sources)
+    from archc.train.data import shapes, sources, text  # noqa: F401  (registers the built-in sources)
 
     if spec in SOURCES:
         if SOURCES[spec].claims is not None:  # a kind of file or folder, not a data set by itself
@@ -110,6 +111,8 @@ def prepare(cfg, input_shape: tuple) -> Splits:
     rest, test = _test_part(full, data, input_shape)
     if data.val is not None:
         train, val = rest, load_source(data.val, data, input_shape)
+    elif full.val is not None:  # a fixed split of the source's own (text: no shuffled windows)
+        train, val = rest, full.val
     else:
         train, val = _split(rest, data.val_split, data.split_seed + 1)
     if data.limit is not None:
@@ -123,7 +126,7 @@ def prepare(cfg, input_shape: tuple) -> Splits:
 def _test_part(full: Arrays, data, shape) -> tuple[Arrays, Arrays | None]:
     if data.test is not None:
         return full, None if data.test == "none" else load_source(data.test, data, shape)
-    if full.test is not None:
+    if full.test is not None or full.val is not None:  # a source that splits itself
         return full, full.test
     return _split(full, data.test_split, data.split_seed)
 

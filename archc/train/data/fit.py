@@ -21,13 +21,18 @@ def fit_images(a: Arrays, shape: tuple, resize: bool, source: str) -> Arrays:
     Images are resized (bilinear, antialiased when shrinking) when the source allows it
     (digits) or ``resize`` is set, and grey ones then also feed a 3-channel input (the
     grey level in each channel); flat vectors feed a 1-d input of the same size and
-    images of N values feed an input of N features. Anything else is an error that names
+    images of N values feed an input of N features; grey images [1, H, W] feed a
+    sequence input [H, W] (rows as steps). Anything else is an error that names
     both shapes."""
     have = tuple(a.x.shape[1:])
     if have == tuple(shape):
         return a
     if len(shape) == 1 and math.prod(have) == shape[0]:
         return Arrays(a.x.reshape(len(a), -1), a.y, a.classes, a.test, a.name)
+    if len(shape) == 2 and have == (1, *shape):
+        # grey images for a sequence model: rows are the steps, a row's pixels their features
+        # ([8, 8] digits for an LSTM's [L, D], or a conv1d's [C, L])
+        return Arrays(a.x.reshape(len(a), *shape), a.y, a.classes, a.test, a.name)
     if len(shape) == 3 and len(have) == 3 and have[0] == 1 and shape[0] == 3 and (resize or a.resizable):
         # grey images for a colour input (digits for DCGAN): the grey level in all three channels
         a = Arrays(a.x.expand(-1, 3, -1, -1).contiguous(), a.y, a.classes, a.test, a.name, a.resizable)
