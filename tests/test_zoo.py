@@ -67,6 +67,8 @@ EXPECTED = {
     # BN buffers 2C + 1: generator C = 512, 256, 128, 64; discriminator 128, 256, 512
     ("dcgan:generator", None): (3_576_704, 2 * 960 + 4, 104_628_224, (3, 64, 64)),
     ("dcgan:discriminator", None): (2_765_568, 2 * 896 + 3, 103_817_216, (1,)),
+    # LSTM 4·64·(8 + 64) + 8·64 and the head 64·10 + 10; MACs 8 steps · 4 gates · (8·64 + 64·64) + 640
+    ("lstm_digits", None): (19_594, 0, 8 * 4 * (8 * 64 + 64 * 64) + 640, (10,)),
 }
 
 # torchvision's published GFLOPS (= GMACs) for the same networks at 224×224

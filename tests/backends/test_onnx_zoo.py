@@ -21,6 +21,7 @@ SMALL = {
     "dcgan": {"ngf": 8, "ndf": 8},
     "googlenet": {"input": [3, 64, 64], "classes": 10},
     "lenet5": {},
+    "lstm_digits": {},
     "mnist_cnn": {},
     "mnist_mlp": {"hidden": 64},
     "resnet18": {"input": [3, 64, 64], "classes": 10},
