@@ -101,7 +101,7 @@ def _train_schema() -> dict:
     loss = {"anyOf": [{"enum": ["cross_entropy", "nll", "bce", "bce_logits", "mse", "l1", "gan"]},
                       _obj({"name": {"type": "string"}, "label_smoothing": _NUM})]}
     return _obj({
-        "task": {"enum": ["classification", "binary", "regression", "segmentation", "gan"]},
+        "task": {"enum": ["classification", "binary", "regression", "segmentation", "gan", "language_model"]},
         "data": {"anyOf": [{"type": "string"}, data]},
         "epochs": _POS_INT, "batch_size": _POS_INT, "loss": loss,
         "optimizer": {"anyOf": [{"enum": ["sgd", "adam", "adamw", "rmsprop"]}, optimizer]},
