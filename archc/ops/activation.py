@@ -5,7 +5,7 @@ Each is one small class: its attributes and the torch function it becomes."""
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Float, Int, Op, register
+from archc.ops.registry import Attr, Choice, Float, Int, Op, register
 
 
 class _Activation(Op):
@@ -48,7 +48,32 @@ class Tanh(_Activation):
 
 @register
 class GELU(_Activation):
-    name, doc, function = "gelu", "Gaussian error linear unit (exact erf form).", "F.gelu"
+    name, function = "gelu", "F.gelu"
+    doc = "Gaussian error linear unit: the exact erf form, or its tanh approximation (GPT-2, BERT)."
+    attrs = {"approximate": Attr(Choice("none", "tanh"), "none",
+                                 "tanh: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))), Hendrycks & Gimpel")}
+
+    def options(self, a):
+        return "" if a["approximate"] == "none" else f", approximate={a['approximate']!r}"
+
+
+@register
+class Hardswish(_Activation):
+    name, function, inplace = "hardswish", "F.hardswish", True
+    doc = "x · relu6(x + 3) / 6 (MobileNetV3)."
+    onnx_opset = 14  # ONNX's HardSwish
+
+
+@register
+class Hardsigmoid(_Activation):
+    name, function, inplace = "hardsigmoid", "F.hardsigmoid", True
+    doc = "relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate)."
+
+
+@register
+class Mish(_Activation):
+    name, function, inplace = "mish", "F.mish", True
+    doc = "x · tanh(softplus(x)) (Misra, 2019; YOLOv4)."
 
 
 @register

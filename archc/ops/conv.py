@@ -1,41 +1,66 @@
-"""Convolutions: conv2d and conv_transpose2d.
+"""Convolutions over 1, 2 or 3 spatial axes: conv1d/2d/3d and conv_transpose1d/2d/3d.
 
-Counts follow torch and torchvision: parameters are ``out * in/groups * kh * kw`` weights
-(+ ``out`` biases); MACs are one multiply-accumulate per weight per output pixel, bias
-excluded (the convention of torchvision's published GFLOPS, which are in fact GMACs).
+One class per family, parametrised by ``axes`` (1: (C, L), 2: (C, H, W), 3: (C, D, H, W));
+the registered ops only name their axes and texts. Counts follow torch and torchvision:
+parameters are ``out * in/groups * prod(kernel)`` weights (+ ``out`` biases); MACs are one
+multiply-accumulate per weight per output position, bias excluded (the convention of
+torchvision's published GFLOPS, which are in fact GMACs).
 """
 
 from __future__ import annotations
 
+import math
+
 from archc.errors import ShapeError
-from archc.ops.registry import (Attr, Bool, Int, Op, Padding, Pair, Window, need_rank, numel,
-                                register, same_padding, window_out)
+from archc.ops.registry import (AXIS_NAMES, SIDE_NAMES, Attr, Bool, Int, Op, Padding, PaddingNd,
+                                Pair, Sizes, Window, need_rank, numel, register, same_padding,
+                                window_out)
 
 
-def conv_pads(a: dict, shape) -> tuple[int, int, int, int]:
-    """Padding (top, bottom, left, right) of a window op on an input (C, H, W).
+def conv_pads(a: dict, shape) -> tuple:
+    """Padding (before, after) of each spatial axis of a window op on ``shape`` (C, ...),
+    flattened: (top, bottom, left, right) for (C, H, W), (left, right) for (C, L).
 
     'same' follows Keras/TensorFlow: output = ceil(in / stride), the odd pixel of padding
-    at the bottom/right."""
+    after (bottom/right/back)."""
     if a["padding"] != "same":
         return a["padding"]
-    (kh, kw), (sh, sw) = a["kernel"], a.get("stride", (1, 1))
-    dh, dw = a.get("dilation", (1, 1))
-    return same_padding(shape[1], kh, sh, dh) + same_padding(shape[2], kw, sw, dw)
+    ones = (1,) * (len(shape) - 1)
+    pads = ()
+    for n, k, s, d in zip(shape[1:], a["kernel"], a.get("stride") or ones, a.get("dilation", ones)):
+        pads += same_padding(n, k, s, d)
+    return pads
+
+
+def befores(p) -> tuple:
+    """The padding before each axis (top, left, ...) of flattened (before, after) pairs."""
+    return tuple(p[0::2])
+
+
+def size_arg(t) -> str:
+    """A per-axis tuple as torch code: ``3`` for one axis, ``(3, 3)`` for more."""
+    return str(t[0]) if len(t) == 1 else repr(tuple(t))
+
+
+def dims_text(t) -> str:
+    """``3×5`` for messages (``3`` for one axis)."""
+    return "×".join(str(v) for v in t)
 
 
 def torch_pad_args(p) -> str | None:
     """Symmetric padding goes into the torch layer; asymmetric needs an F.pad first."""
-    t, b, l, r = p
-    return f"({t}, {l})" if (t, l) == (b, r) else None
+    return size_arg(befores(p)) if befores(p) == tuple(p[1::2]) else None
 
 
 def pad_forward(p, arg: str, value: str = "") -> str:
     """``arg`` padded by F.pad when the padding is asymmetric (``value``: the fill, zeros
-    unless given, e.g. ``float('-inf')`` for max pooling, which never picks a pad)."""
-    t, b, l, r = p
+    unless given, e.g. ``float('-inf')`` for max pooling, which never picks a pad).
+    F.pad lists the last axis first: (left, right, top, bottom, front, back)."""
+    if torch_pad_args(p):
+        return arg
+    pairs = [p[i:i + 2] for i in range(0, len(p), 2)][::-1]
     fill = f", value={value}" if value else ""
-    return arg if torch_pad_args(p) else f"F.pad({arg}, ({l}, {r}, {t}, {b}){fill})"
+    return f"F.pad({arg}, ({', '.join(str(v) for pair in pairs for v in pair)}){fill})"
 
 
 def weight_and_bias(rank: int, a: dict) -> dict[str, int]:
@@ -50,78 +75,130 @@ def check_groups(cin: int, a: dict) -> None:
                          "choose groups that divides both channel counts")
 
 
-@register
-class Conv2d(Op):
-    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
-    name = "conv2d"
-    doc = "2-D convolution over (C, H, W)."
-    attrs = {
+def size_type(axes: int, min: int = 1):
+    """The attribute type of a per-axis size: the 2-D ops keep their Pair."""
+    return Pair(min) if axes == 2 else Sizes(axes, min)
+
+
+def padding_type(axes: int):
+    return Padding() if axes == 2 else PaddingNd(axes)
+
+
+def padding_doc(axes: int) -> str:
+    middle = "" if axes == 1 else f"{AXIS_NAMES[axes]}, "
+    return f"int, {middle}{SIDE_NAMES[axes]}, 'same' or 'valid'"
+
+
+def _conv_attrs(axes: int) -> dict:
+    return {
         "out": Attr(Int(1), doc="output channels"),
-        "kernel": Attr(Pair(1), doc="kernel size, int or [h, w]"),
-        "stride": Attr(Pair(1), 1),
-        "padding": Attr(Padding(), 0, "int, [h, w], [top, bottom, left, right], 'same' or 'valid'"),
-        "dilation": Attr(Pair(1), 1),
+        "kernel": Attr(size_type(axes), doc=f"kernel size, int or {AXIS_NAMES[axes]}"),
+        "stride": Attr(size_type(axes), 1),
+        "padding": Attr(padding_type(axes), 0, padding_doc(axes)),
+        "dilation": Attr(size_type(axes), 1),
         "groups": Attr(Int(1), 1),
         "bias": Attr(Bool(), True),
     }
 
+
+class _ConvNd(Op):
+    """Convolution over ``axes`` spatial axes of (C, *spatial)."""
+
+    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
+    axes = 2
+    what = ""  # the rank error's hint: what the op works on
+
     def infer(self, a, ins):
-        c, h, w = need_rank(ins, 3, "conv2d works on images")
-        check_groups(c, a)
-        t, b, l, r = conv_pads(a, ins[0])
-        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
-        oh, ow = window_out(h, kh, sh, t + b, dh), window_out(w, kw, sw, l + r, dw)
-        if oh < 1 or ow < 1:
-            raise ShapeError(f"a {kh}×{kw} kernel (dilation {dh}×{dw}) does not fit an input "
-                             f"of {h}×{w} with padding {t + b}×{l + r}: output would be {oh}×{ow}",
+        shape = need_rank(ins, self.axes + 1, self.what)
+        check_groups(shape[0], a)
+        pads = conv_pads(a, shape)
+        totals = [pads[2 * i] + pads[2 * i + 1] for i in range(self.axes)]
+        outs = [window_out(n, k, s, p, d) for n, k, s, p, d in
+                zip(shape[1:], a["kernel"], a["stride"], totals, a["dilation"])]
+        if min(outs) < 1:
+            raise ShapeError(f"a {dims_text(a['kernel'])} kernel (dilation {dims_text(a['dilation'])}) "
+                             f"does not fit an input of {dims_text(shape[1:])} with padding "
+                             f"{dims_text(totals)}: output would be {dims_text(outs)}",
                              "use a larger input, more padding or fewer downsampling layers")
-        return (a["out"], oh, ow)
+        return (a["out"], *outs)
 
     def params(self, a, ins, out):
-        kh, kw = a["kernel"]
-        return a["out"] * ins[0][0] // a["groups"] * kh * kw + (a["out"] if a["bias"] else 0), 0
+        weights = a["out"] * ins[0][0] // a["groups"] * math.prod(a["kernel"])
+        return weights + (a["out"] if a["bias"] else 0), 0
 
     def macs(self, a, ins, out):
-        kh, kw = a["kernel"]
-        return numel(out) * ins[0][0] // a["groups"] * kh * kw
+        # one per weight of the output channel's group, per output position
+        return numel(out) * ins[0][0] // a["groups"] * math.prod(a["kernel"])
 
     def rf(self, a, ins, out):
-        t, _, l, _ = conv_pads(a, ins[0])
-        return [Window(k, s, p, d) for k, s, p, d in zip(a["kernel"], a["stride"], (t, l), a["dilation"])]
+        pads = befores(conv_pads(a, ins[0]))
+        return [Window(k, s, p, d) for k, s, p, d in zip(a["kernel"], a["stride"], pads, a["dilation"])]
 
     def torch_init(self, a, ins, out):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
-        return (f"nn.Conv2d({ins[0][0]}, {a['out']}, kernel_size={a['kernel']}, stride={a['stride']}, "
-                f"padding={pad}, dilation={a['dilation']}, groups={a['groups']}, bias={a['bias']})")
+        return (f"nn.Conv{self.axes}d({ins[0][0]}, {a['out']}, kernel_size={size_arg(a['kernel'])}, "
+                f"stride={size_arg(a['stride'])}, padding={pad}, dilation={size_arg(a['dilation'])}, "
+                f"groups={a['groups']}, bias={a['bias']})")
 
     def torch_forward(self, a, ins, out, args, mod):
         return f"{mod}({pad_forward(conv_pads(a, ins[0]), args[0])})"
 
     def torch_params(self, a):
-        return weight_and_bias(4, a)
+        return weight_and_bias(self.axes + 2, a)
 
 
 @register
-class ConvTranspose2d(Op):
-    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
-    name = "conv_transpose2d"
-    doc = "2-D transposed convolution (fractionally strided), as in DCGAN's generator."
-    attrs = {
+class Conv1d(_ConvNd):
+    name, axes = "conv1d", 1
+    doc = "1-D convolution over (C, L): sequences, audio, temporal convolutional networks."
+    what = "conv1d works on sequences (channels, length)"
+    attrs = _conv_attrs(1)
+
+
+@register
+class Conv2d(_ConvNd):
+    name, axes = "conv2d", 2
+    doc = "2-D convolution over (C, H, W)."
+    what = "conv2d works on images"
+    attrs = _conv_attrs(2)
+
+
+@register
+class Conv3d(_ConvNd):
+    name, axes = "conv3d", 3
+    doc = "3-D convolution over (C, D, H, W): video clips (C3D) and volumes."
+    what = "conv3d works on volumes (channels, depth, height, width)"
+    attrs = _conv_attrs(3)
+
+
+def _transpose_attrs(axes: int) -> dict:
+    names = AXIS_NAMES[axes]
+    extra = "extra rows/columns added at the bottom/right" if axes == 2 else \
+        "extra positions added at the end of each axis"
+    return {
         "out": Attr(Int(1), doc="output channels"),
-        "kernel": Attr(Pair(1)),
-        "stride": Attr(Pair(1), 1),
-        "padding": Attr(Pair(0), 0, "int or [h, w] removed from each side of the output"),
-        "output_padding": Attr(Pair(0), 0, "extra rows/columns added at the bottom/right"),
-        "dilation": Attr(Pair(1), 1),
+        "kernel": Attr(size_type(axes)),
+        "stride": Attr(size_type(axes), 1),
+        "padding": Attr(size_type(axes, 0), 0, f"int or {names} removed from each side of the output"),
+        "output_padding": Attr(size_type(axes, 0), 0, extra),
+        "dilation": Attr(size_type(axes), 1),
         "groups": Attr(Int(1), 1),
         "bias": Attr(Bool(), True),
     }
 
+
+class _ConvTransposeNd(Op):
+    """Transposed convolution over ``axes`` spatial axes of (C, *spatial)."""
+
+    torch_output_writable = True  # a fresh tensor; backward reads the input and weights
+    axes = 2
+    what = ""
+
     def infer(self, a, ins):
-        c, h, w = need_rank(ins, 3, "conv_transpose2d works on images")
-        check_groups(c, a)
+        shape = need_rank(ins, self.axes + 1, self.what)
+        check_groups(shape[0], a)
         dims = []
-        for n, k, s, p, op, d in zip((h, w), a["kernel"], a["stride"], a["padding"],
+        for n, k, s, p, op, d in zip(shape[1:], a["kernel"], a["stride"], a["padding"],
                                      a["output_padding"], a["dilation"]):
             if op >= max(s, d):
                 raise ShapeError(f"output_padding {op} must be smaller than stride or dilation",
@@ -129,26 +206,50 @@ class ConvTranspose2d(Op):
             # torch docs: (n - 1) * s - 2p + d (k - 1) + op + 1
             dims.append((n - 1) * s - 2 * p + d * (k - 1) + op + 1)
         if min(dims) < 1:
-            raise ShapeError(f"output would be {dims[0]}×{dims[1]}", "reduce the padding")
+            raise ShapeError(f"output would be {dims_text(dims)}", "reduce the padding")
         return (a["out"], *dims)
 
     def params(self, a, ins, out):
-        kh, kw = a["kernel"]
-        return ins[0][0] * a["out"] // a["groups"] * kh * kw + (a["out"] if a["bias"] else 0), 0
+        weights = ins[0][0] * a["out"] // a["groups"] * math.prod(a["kernel"])
+        return weights + (a["out"] if a["bias"] else 0), 0
 
     def macs(self, a, ins, out):
-        # Every input pixel is multiplied by every weight of its group once.
-        kh, kw = a["kernel"]
-        return numel(ins[0]) * a["out"] // a["groups"] * kh * kw
+        # Every input position is multiplied by every weight of its group once.
+        return numel(ins[0]) * a["out"] // a["groups"] * math.prod(a["kernel"])
 
     def rf(self, a, ins, out):
         return [Window(k, s, p, d, transposed=True)
                 for k, s, p, d in zip(a["kernel"], a["stride"], a["padding"], a["dilation"])]
 
     def torch_init(self, a, ins, out):
-        return (f"nn.ConvTranspose2d({ins[0][0]}, {a['out']}, kernel_size={a['kernel']}, "
-                f"stride={a['stride']}, padding={a['padding']}, output_padding={a['output_padding']}, "
-                f"groups={a['groups']}, bias={a['bias']}, dilation={a['dilation']})")
+        return (f"nn.ConvTranspose{self.axes}d({ins[0][0]}, {a['out']}, "
+                f"kernel_size={size_arg(a['kernel'])}, stride={size_arg(a['stride'])}, "
+                f"padding={size_arg(a['padding'])}, output_padding={size_arg(a['output_padding'])}, "
+                f"groups={a['groups']}, bias={a['bias']}, dilation={size_arg(a['dilation'])})")
 
     def torch_params(self, a):
-        return weight_and_bias(4, a)
+        return weight_and_bias(self.axes + 2, a)
+
+
+@register
+class ConvTranspose1d(_ConvTransposeNd):
+    name, axes = "conv_transpose1d", 1
+    doc = "1-D transposed convolution over (C, L): learned upsampling of sequences."
+    what = "conv_transpose1d works on sequences (channels, length)"
+    attrs = _transpose_attrs(1)
+
+
+@register
+class ConvTranspose2d(_ConvTransposeNd):
+    name, axes = "conv_transpose2d", 2
+    doc = "2-D transposed convolution (fractionally strided), as in DCGAN's generator."
+    what = "conv_transpose2d works on images"
+    attrs = _transpose_attrs(2)
+
+
+@register
+class ConvTranspose3d(_ConvTransposeNd):
+    name, axes = "conv_transpose3d", 3
+    doc = "3-D transposed convolution over (C, D, H, W): learned upsampling of volumes."
+    what = "conv_transpose3d works on volumes (channels, depth, height, width)"
+    attrs = _transpose_attrs(3)

@@ -2,7 +2,9 @@
 
 Batch norm's affine weight and bias are trainable parameters; its running mean and
 variance plus the ``num_batches_tracked`` counter are buffers (2C + 1 values), counted apart
-as non-trainable exactly as torch's ``buffers()`` holds them."""
+as non-trainable exactly as torch's ``buffers()`` holds them (instance norm's too, when it
+tracks running statistics). Group, instance and RMS norm take (C, L), (C, H, W) or
+(C, D, H, W), channels first, as torch does."""
 
 from __future__ import annotations
 
@@ -52,6 +54,14 @@ class BatchNorm2d(_BatchNorm):
 
 
 @register
+class BatchNorm3d(_BatchNorm):
+    name = "batchnorm3d"
+    doc = "Batch normalisation of the channels of (C, D, H, W)."
+    ranks = (4,)
+    torch_class = "BatchNorm3d"
+
+
+@register
 class LayerNorm(Op):
     name = "layernorm"
     doc = "Layer normalisation over the last `dims` dimensions."
@@ -95,3 +105,90 @@ class LocalResponseNorm(Op):
 
     def torch_init(self, a, ins, out):
         return f"nn.LocalResponseNorm({a['size']}, alpha={a['alpha']!r}, beta={a['beta']!r}, k={a['k']!r})"
+
+
+# inputs of the norms that work on any feature map: (C, L), (C, H, W), (C, D, H, W)
+FEATURE_MAPS = (2, 3, 4)
+
+
+@register
+class GroupNorm(Op):
+    name = "groupnorm"
+    doc = "Group normalisation (Wu & He, 2018): statistics over groups of channels and all positions."
+    attrs = {
+        "groups": Attr(Int(1), doc="number of channel groups (1 = layer norm over (C, ...), C = instance norm)"),
+        "eps": Attr(Float(0, exclusive_min=True), 1e-5),
+        "affine": Attr(Bool(), True, "a weight and a bias per channel"),
+    }
+
+    def infer(self, a, ins):
+        c = need_rank(ins, FEATURE_MAPS, "groupnorm normalises channels")[0]
+        if c % a["groups"]:
+            raise ShapeError(f"groups={a['groups']} must divide the input channels ({c})",
+                             "choose groups that divides the channel count")
+        return ins[0]
+
+    def params(self, a, ins, out):
+        return (2 * ins[0][0] if a["affine"] else 0), 0
+
+    def torch_init(self, a, ins, out):
+        return f"nn.GroupNorm({a['groups']}, {ins[0][0]}, eps={a['eps']!r}, affine={a['affine']})"
+
+    def torch_params(self, a):
+        return {"weight": 1, "bias": 1} if a["affine"] else {}
+
+
+@register
+class InstanceNorm(Op):
+    name = "instancenorm"
+    doc = ("Instance normalisation (style transfer, CycleGAN): each channel of each sample "
+           "over its positions; nn.InstanceNorm1d/2d/3d by the input's rank.")
+    attrs = {
+        "eps": Attr(Float(0, exclusive_min=True), 1e-5),
+        "affine": Attr(Bool(), False, "a weight and a bias per channel (torch's default: no)"),
+        "track_running_stats": Attr(Bool(), False, "keep running mean and variance, used in eval mode "
+                                                   "(torch's default: no, batch statistics always)"),
+    }
+
+    def infer(self, a, ins):
+        return need_rank(ins, FEATURE_MAPS, "instancenorm normalises channels")
+
+    def params(self, a, ins, out):
+        c = ins[0][0]
+        # the buffers, when tracked, are batch norm's: running mean, variance, counter
+        return (2 * c if a["affine"] else 0), (2 * c + 1 if a["track_running_stats"] else 0)
+
+    def torch_init(self, a, ins, out):
+        return (f"nn.InstanceNorm{len(ins[0]) - 1}d({ins[0][0]}, eps={a['eps']!r}, affine={a['affine']}, "
+                f"track_running_stats={a['track_running_stats']})")
+
+    def torch_params(self, a):
+        return {"weight": 1, "bias": 1} if a["affine"] else {}
+
+
+@register
+class RMSNorm(Op):
+    name = "rmsnorm"
+    doc = ("Root-mean-square normalisation over the last `dims` dimensions (Zhang & Sennrich, "
+           "2019; LLaMA): x / sqrt(mean(x²) + eps), times a weight; no mean, no bias.")
+    attrs = {
+        "dims": Attr(Int(1), 1, "how many trailing dimensions to normalise over"),
+        "eps": Attr(Float(0, exclusive_min=True), None, "none: torch's default, the dtype's machine epsilon"),
+        "affine": Attr(Bool(), True, "a weight per normalised element"),
+    }
+
+    def infer(self, a, ins):
+        if a["dims"] > len(ins[0]):
+            raise ShapeError(f"dims={a['dims']} but the input {list(ins[0])} has only "
+                             f"{len(ins[0])} dimensions", "lower dims")
+        return ins[0]
+
+    def params(self, a, ins, out):
+        return (numel(ins[0][-a["dims"]:]) if a["affine"] else 0), 0
+
+    def torch_init(self, a, ins, out):
+        return (f"nn.RMSNorm({list(ins[0][-a['dims']:])}, eps={a['eps']!r}, "
+                f"elementwise_affine={a['affine']})")
+
+    def torch_params(self, a):
+        return {"weight": a["dims"]} if a["affine"] else {}

@@ -1,44 +1,51 @@
-"""Pooling: max/average windows and global (adaptive) average pooling.
+"""Pooling over 1, 2 or 3 spatial axes: max/average windows, adaptive and global average.
 
-Pools have no parameters; their cost is not a multiply-accumulate and is not counted in
-the MAC total (torchvision's convention)."""
+As the convolutions (archc/ops/conv.py), each family is one class parametrised by ``axes``
+(1: (C, L), 2: (C, H, W), 3: (C, D, H, W)). Pools have no parameters; their cost is not a
+multiply-accumulate and is not counted in the MAC total (torchvision's convention)."""
 
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.conv import conv_pads, pad_forward, torch_pad_args
-from archc.ops.registry import (Attr, Bool, Op, Padding, Pair, Window, need_rank, register,
-                                window_out)
+from archc.ops.conv import (befores, conv_pads, dims_text, pad_forward, padding_type, size_arg,
+                            size_type, torch_pad_args)
+from archc.ops.registry import (AXIS_NAMES, Attr, Bool, Op, Window, fmt_tuple, need_rank,
+                                register, window_out)
 
 NEG_INF = "float('-inf')"
 
+# what each rank of input is called in a rank error's hint
+WORKS_ON = {1: "sequences (channels, length)", 2: "images", 3: "volumes (channels, depth, height, width)"}
 
-class _Pool2d(Op):
+
+class _PoolNd(Op):
     kind = ""
+    axes = 2
     torch_output_writable = True  # a fresh tensor; backward reads the input, not the output
 
     def normalize(self, a):
         return a | {"stride": a["stride"] or a["kernel"]}
 
+    def dilation(self, a) -> tuple:
+        return a.get("dilation", (1,) * self.axes)
+
     def infer(self, a, ins):
-        c, h, w = need_rank(ins, 3, f"{self.name} works on images")
-        t, b, l, r = conv_pads(a, ins[0])
-        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a.get("dilation", (1, 1))
-        if max(t, b) > kh // 2 or max(l, r) > kw // 2:
-            raise ShapeError(f"padding {[t, b, l, r]} is more than half the kernel {kh}×{kw}",
+        shape = need_rank(ins, self.axes + 1, f"{self.name} works on {WORKS_ON[self.axes]}")
+        pads = conv_pads(a, shape)
+        if any(max(pads[2 * i:2 * i + 2]) > k // 2 for i, k in enumerate(a["kernel"])):
+            raise ShapeError(f"padding {list(pads)} is more than half the kernel {dims_text(a['kernel'])}",
                              "torch allows at most kernel // 2 padding on each side of a pool")
-        oh = window_out(h, kh, sh, t + b, dh, a["ceil_mode"])
-        ow = window_out(w, kw, sw, l + r, dw, a["ceil_mode"])
-        if oh < 1 or ow < 1:
-            raise ShapeError(f"a {kh}×{kw} window does not fit an input of {h}×{w}: "
-                             f"output would be {oh}×{ow}",
+        outs = [window_out(n, k, s, pads[2 * i] + pads[2 * i + 1], d, a["ceil_mode"])
+                for i, (n, k, s, d) in enumerate(zip(shape[1:], a["kernel"], a["stride"], self.dilation(a)))]
+        if min(outs) < 1:
+            raise ShapeError(f"a {dims_text(a['kernel'])} window does not fit an input of "
+                             f"{dims_text(shape[1:])}: output would be {dims_text(outs)}",
                              "use a larger input or fewer downsampling layers")
-        return (c, oh, ow)
+        return (shape[0], *outs)
 
     def rf(self, a, ins, out):
-        t, _, l, _ = conv_pads(a, ins[0])
-        return [Window(k, s, p, d) for k, s, p, d in
-                zip(a["kernel"], a["stride"], (t, l), a.get("dilation", (1, 1)))]
+        pads = befores(conv_pads(a, ins[0]))
+        return [Window(k, s, p, d) for k, s, p, d in zip(a["kernel"], a["stride"], pads, self.dilation(a))]
 
     def ceil_mode(self, a, ins) -> bool:
         """ceil_mode as the generated code passes it: only where it changes the output size.
@@ -49,11 +56,10 @@ class _Pool2d(Op):
         agree with torch's (found by tests/backends/test_onnx_random.py)."""
         if not a["ceil_mode"]:
             return False
-        _, h, w = ins[0]
-        t, b, l, r = conv_pads(a, ins[0])
-        dil = a.get("dilation", (1, 1))
+        pads = conv_pads(a, ins[0])
+        totals = [pads[2 * i] + pads[2 * i + 1] for i in range(self.axes)]
         return any(window_out(n, k, s, p, d, True) != window_out(n, k, s, p, d, False)
-                   for n, k, s, p, d in zip((h, w), a["kernel"], a["stride"], (t + b, l + r), dil))
+                   for n, k, s, p, d in zip(ins[0][1:], a["kernel"], a["stride"], totals, self.dilation(a)))
 
     def torch_call(self, a, ins, x: str) -> str:
         """``F.max_pool2d(x, ...)``: a function call, not a module (no state; a module call
@@ -64,25 +70,21 @@ class _Pool2d(Op):
         return self.torch_call(a, ins, pad_forward(conv_pads(a, ins[0]), args[0]))
 
 
-def _pool_attrs():
+def _pool_attrs(axes: int):
     return {
-        "kernel": Attr(Pair(1), doc="window size"),
-        "stride": Attr(Pair(1), None, "defaults to the kernel size"),
-        "padding": Attr(Padding(), 0),
+        "kernel": Attr(size_type(axes), doc="window size"),
+        "stride": Attr(size_type(axes), None, "defaults to the kernel size"),
+        "padding": Attr(padding_type(axes), 0),
         "ceil_mode": Attr(Bool(), False, "round the output size up, as Caffe/GoogLeNet do"),
     }
 
 
-@register
-class MaxPool2d(_Pool2d):
-    name = "maxpool2d"
-    doc = "Max pooling over H, W."
-    attrs = _pool_attrs() | {"dilation": Attr(Pair(1), 1)}
-
+class _MaxPoolNd(_PoolNd):
     def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
-        return (f"F.max_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
-                f"dilation={a['dilation']}, ceil_mode={self.ceil_mode(a, ins)})")
+        return (f"F.max_pool{self.axes}d({x}, kernel_size={size_arg(a['kernel'])}, "
+                f"stride={size_arg(a['stride'])}, padding={pad}, dilation={size_arg(a['dilation'])}, "
+                f"ceil_mode={self.ceil_mode(a, ins)})")
 
     def torch_forward(self, a, ins, out, args, mod):
         # Asymmetric padding is an F.pad first, filled with -inf so that a pad is never the
@@ -91,16 +93,37 @@ class MaxPool2d(_Pool2d):
 
 
 @register
-class AvgPool2d(_Pool2d):
-    name = "avgpool2d"
-    doc = "Average pooling over H, W (LeNet-5's subsampling)."
-    attrs = _pool_attrs() | {
+class MaxPool1d(_MaxPoolNd):
+    name, axes = "maxpool1d", 1
+    doc = "Max pooling over L of (C, L)."
+    attrs = _pool_attrs(1) | {"dilation": Attr(size_type(1), 1)}
+
+
+@register
+class MaxPool2d(_MaxPoolNd):
+    name, axes = "maxpool2d", 2
+    doc = "Max pooling over H, W."
+    attrs = _pool_attrs(2) | {"dilation": Attr(size_type(2), 1)}
+
+
+@register
+class MaxPool3d(_MaxPoolNd):
+    name, axes = "maxpool3d", 3
+    doc = "Max pooling over D, H, W of (C, D, H, W)."
+    attrs = _pool_attrs(3) | {"dilation": Attr(size_type(3), 1)}
+
+
+def _avg_attrs(axes: int):
+    return _pool_attrs(axes) | {
         "count_include_pad": Attr(Bool(), True, "count padded zeros in the average (torch's default)")}
 
+
+class _AvgPoolNd(_PoolNd):
     def torch_call(self, a, ins, x):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
-        return (f"F.avg_pool2d({x}, kernel_size={a['kernel']}, stride={a['stride']}, padding={pad}, "
-                f"ceil_mode={self.ceil_mode(a, ins)}, count_include_pad={a['count_include_pad']})")
+        return (f"F.avg_pool{self.axes}d({x}, kernel_size={size_arg(a['kernel'])}, "
+                f"stride={size_arg(a['stride'])}, padding={pad}, ceil_mode={self.ceil_mode(a, ins)}, "
+                f"count_include_pad={a['count_include_pad']})")
 
     def torch_forward(self, a, ins, out, args, mod):
         p = conv_pads(a, ins[0])
@@ -114,15 +137,37 @@ class AvgPool2d(_Pool2d):
 
 
 @register
+class AvgPool1d(_AvgPoolNd):
+    name, axes = "avgpool1d", 1
+    doc = "Average pooling over L of (C, L)."
+    attrs = _avg_attrs(1)
+
+
+@register
+class AvgPool2d(_AvgPoolNd):
+    name, axes = "avgpool2d", 2
+    doc = "Average pooling over H, W (LeNet-5's subsampling)."
+    attrs = _avg_attrs(2)
+
+
+@register
+class AvgPool3d(_AvgPoolNd):
+    name, axes = "avgpool3d", 3
+    doc = "Average pooling over D, H, W of (C, D, H, W)."
+    attrs = _avg_attrs(3)
+
+
+@register
 class GlobalAvgPool(Op):
     name = "global_avgpool"
-    doc = ("Mean over H and W, keeping (C, 1, 1) like torch's AdaptiveAvgPool2d(1); "
-           "`keepdims: false` gives (C,) like Keras' GlobalAveragePooling2D.")
+    doc = ("Mean over the spatial axes of (C, L), (C, H, W) or (C, D, H, W), keeping them as "
+           "size 1 like torch's AdaptiveAvgPool2d(1); `keepdims: false` gives (C,) like Keras' "
+           "GlobalAveragePooling2D.")
     attrs = {"keepdims": Attr(Bool(), True)}
 
     def infer(self, a, ins):
-        c, h, w = need_rank(ins, 3, "global_avgpool works on images")
-        return (c, 1, 1) if a["keepdims"] else (c,)
+        shape = need_rank(ins, (2, 3, 4), "global_avgpool works on feature maps")
+        return (shape[0], *(1 for _ in shape[1:])) if a["keepdims"] else (shape[0],)
 
     def rf(self, a, ins, out):
         return "global"
@@ -130,27 +175,60 @@ class GlobalAvgPool(Op):
     def torch_forward(self, a, ins, out, args, mod):
         # A mean, not AdaptiveAvgPool2d: same numbers, and it exports to ONNX correctly
         # for any input size.
-        return f"{args[0]}.mean(dim=(2, 3), keepdim={a['keepdims']})"
+        dims = tuple(range(2, len(ins[0]) + 1))  # the spatial axes, batch included
+        return f"{args[0]}.mean(dim={fmt_tuple(dims)}, keepdim={a['keepdims']})"
 
 
-@register
-class AdaptiveAvgPool2d(Op):
-    name = "adaptive_avgpool2d"
-    doc = "Average pooling to a fixed output size (torch's AdaptiveAvgPool2d)."
-    attrs = {"size": Attr(Pair(1), doc="output [h, w]")}
+class _AdaptiveAvgPoolNd(Op):
+    axes = 2
 
     def infer(self, a, ins):
-        c, h, w = need_rank(ins, 3, "adaptive_avgpool2d works on images")
+        c, *_ = need_rank(ins, self.axes + 1, f"{self.name} works on {WORKS_ON[self.axes]}")
         return (c, *a["size"])
 
     def rf(self, a, ins, out):
-        _, h, w = ins[0]
-        if (h, w) == tuple(a["size"]):
+        sizes = ins[0][1:]
+        if tuple(sizes) == tuple(a["size"]):
             return None
-        if h % a["size"][0] == 0 and w % a["size"][1] == 0:  # equal, non-overlapping bins
-            kh, kw = h // a["size"][0], w // a["size"][1]
-            return [Window(kh, kh, 0), Window(kw, kw, 0)]
+        if all(n % m == 0 for n, m in zip(sizes, a["size"])):  # equal, non-overlapping bins
+            return [Window(n // m, n // m, 0) for n, m in zip(sizes, a["size"])]
         return "global"  # overlapping bins of unequal size: no single window describes it
 
     def torch_forward(self, a, ins, out, args, mod):
-        return f"F.adaptive_avg_pool2d({args[0]}, {a['size']})"
+        return f"F.adaptive_avg_pool{self.axes}d({args[0]}, {size_arg(a['size'])})"
+
+
+@register
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    name, axes = "adaptive_avgpool1d", 1
+    doc = "Average pooling of (C, L) to a fixed length (torch's AdaptiveAvgPool1d)."
+    attrs = {"size": Attr(size_type(1), doc=f"output {AXIS_NAMES[1]}")}
+
+
+@register
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    name, axes = "adaptive_avgpool2d", 2
+    doc = "Average pooling to a fixed output size (torch's AdaptiveAvgPool2d)."
+    attrs = {"size": Attr(size_type(2), doc="output [h, w]")}
+
+
+@register
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    name, axes = "adaptive_avgpool3d", 3
+    doc = "Average pooling of (C, D, H, W) to a fixed size (torch's AdaptiveAvgPool3d)."
+    attrs = {"size": Attr(size_type(3), doc=f"output {AXIS_NAMES[3]}")}
+
+    def torch_forward(self, a, ins, out, args, mod):
+        # torch.onnx (2.14) has no ONNX function for adaptive_avg_pool3d, so the code avoids
+        # it. Equal bins are one avg_pool3d. Otherwise: a mean over a box is the mean over
+        # its depth of the means over its height × width (every slice holds as many
+        # values), so H, W are pooled in 2-D with the depth folded into the channels, then
+        # D in 2-D beside the pooled H·W, whose bins of one leave it as it is.
+        c, d, h, w = ins[0]
+        od, oh, ow = a["size"]
+        if d % od == 0 and h % oh == 0 and w % ow == 0:
+            k = (d // od, h // oh, w // ow)
+            return f"F.avg_pool3d({args[0]}, kernel_size={k}, stride={k})"
+        hw = f"F.adaptive_avg_pool2d({args[0]}.flatten(1, 2), {(oh, ow)})"  # (N, C·D, oh, ow)
+        dhw = f"F.adaptive_avg_pool2d({hw}.unflatten(1, {(c, d)}).flatten(3), {(od, oh * ow)})"  # (N, C, od, oh·ow)
+        return f"{dhw}.unflatten(3, {(oh, ow)})"

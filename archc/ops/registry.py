@@ -384,3 +384,67 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
 
 def fmt_tuple(t) -> str:
     return "(" + ", ".join(repr(v) for v in t) + ("," if len(t) == 1 else "") + ")"
+
+
+# --------------------------------------------------------------------------- N-d attr types
+# 1-D and 3-D windows (conv1d, maxpool3d, ...) take one size per spatial axis; the 2-D ops
+# keep Pair and Padding above, whose texts and schema fragments the docs already show.
+
+AXIS_NAMES = {1: "[l]", 2: "[h, w]", 3: "[d, h, w]"}
+SIDE_NAMES = {1: "[left, right]", 2: "[top, bottom, left, right]",
+              3: "[front, back, top, bottom, left, right]"}
+
+
+def _plain_ints(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+class Sizes(AttrType):
+    """An int or one int per spatial axis; normalised to a tuple of ``axes`` ints."""
+
+    def __init__(self, axes: int, min: int = 1):
+        self.axes, self.min = axes, min
+        item = {"type": "integer", "minimum": min}
+        self.schema = {"anyOf": [item, {"type": "array", "items": item,
+                                        "minItems": axes, "maxItems": axes}]}
+        self.text = f"an integer ≥ {min} or a list {AXIS_NAMES[axes]}"
+
+    def check(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value] * self.axes
+        if not _plain_ints(value) or len(value) != self.axes:
+            raise AttrError(f"expected {self.text}, got {value!r}")
+        if min(value) < self.min:
+            raise AttrError(f"must be ≥ {self.min}, got {value!r}")
+        return tuple(value)
+
+
+class PaddingNd(AttrType):
+    """Padding of ``axes`` spatial axes: an int, one int per axis, two per axis (before and
+    after, axis by axis: [front, back, top, bottom, left, right]), 'same' or 'valid'.
+    Normalised to 2·axes ints (before, after per axis) or 'same'."""
+
+    def __init__(self, axes: int):
+        self.axes = axes
+        counts = sorted({axes, 2 * axes})
+        item = {"type": "integer", "minimum": 0}
+        self.schema = {"anyOf": [item, {"type": "array", "items": item, "minItems": counts[0],
+                                        "maxItems": counts[-1]},
+                                 {"enum": ["same", "valid"]}]}
+        per_axis = "" if axes == 1 else f"{AXIS_NAMES[axes]}, "
+        self.text = f"an integer ≥ 0, {per_axis}{SIDE_NAMES[axes]}, 'same' or 'valid'"
+
+    def check(self, value):
+        if value == "valid":
+            return (0,) * (2 * self.axes)
+        if value == "same":
+            return "same"
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value] * self.axes
+        if _plain_ints(value) and all(v >= 0 for v in value):
+            if len(value) == self.axes:  # the same padding before and after
+                return tuple(v for v in value for _ in (0, 1))
+            if len(value) == 2 * self.axes:
+                return tuple(value)
+        raise AttrError(f"expected {self.text}, got {value!r}")
