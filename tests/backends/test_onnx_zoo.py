@@ -18,8 +18,11 @@ pytest.importorskip("onnxscript")
 
 SMALL = {
     "alexnet": {"input": [3, 64, 64], "classes": 10},
+    "conv1d_digits": {},
     "dcgan": {"ngf": 8, "ndf": 8},
     "googlenet": {"input": [3, 64, 64], "classes": 10},
+    "gpt2": {"input": [16], "layers": 2, "width": 64, "heads": 2},
+    "gpt_tiny": {"input": [16], "layers": 2},
     "lenet5": {},
     "lstm_digits": {},
     "mnist_cnn": {},

@@ -25,6 +25,7 @@ from archc.zoo import zoo_specs
 SMALL = {
     "alexnet": {"input": [3, 64, 64]},
     "googlenet": {"input": [3, 64, 64]},
+    "gpt2": {"input": [32], "layers": 2, "width": 64, "heads": 2},
     "resnet18": {"input": [3, 64, 64]},
     "resnet34": {"input": [3, 64, 64]},
     "resnet50": {"input": [3, 64, 64]},
