@@ -30,10 +30,12 @@ from archc.ops.registry import Attr, Bool, Int, IntList, Op, Window, register
 def norm_dim(dim: int, shape, what: str = "dim") -> int:
     """``dim`` of a sample's ``shape`` as a non-negative index (negative counts from the end)."""
     rank = len(shape)
+    if not rank:
+        raise ShapeError(f"{what} {dim}: the input has no dimensions (one value per sample)",
+                         "apply this op before the select or mean that removed the last dimension")
     if not -rank <= dim < rank:
-        span = f"0..{rank - 1} or -{rank}..-1" if rank else "none: the input has no dimensions"
-        raise ShapeError(f"{what} {dim} is out of range for the input {list(shape)}",
-                         f"use {span} (the batch is not counted)")
+        raise ShapeError(f"{what} {dim} is out of range for an input of {rank} dimensions",
+                         f"use 0..{rank - 1} or -{rank}..-1 (the batch is not counted)")
     return dim % rank
 
 
@@ -41,7 +43,7 @@ def norm_dims(dims, shape, what: str = "dims") -> list[int]:
     """Every dim of ``dims`` normalised; a dim named twice is an error."""
     out = [norm_dim(d, shape, what[:-1]) for d in dims]
     if len(set(out)) != len(out):
-        raise ShapeError(f"{what} {list(dims)} name a dimension twice (input {list(shape)})",
+        raise ShapeError(f"{what} {list(dims)} name a dimension twice",
                          "list each dimension once")
     return out
 
@@ -73,8 +75,7 @@ class Permute(Op):
     def order(self, a, shape) -> list[int]:
         dims = a["dims"]
         if len(dims) != len(shape):
-            raise ShapeError(f"dims {list(dims)} must list all {len(shape)} dimensions of the "
-                             f"input {list(shape)}",
+            raise ShapeError(f"dims {list(dims)} must list all {len(shape)} dimensions of the input",
                              f"give a permutation of 0..{len(shape) - 1} (the batch is not counted)")
         return norm_dims(dims, shape)
 
