@@ -47,6 +47,16 @@ def dims_text(t) -> str:
     return "×".join(str(v) for v in t)
 
 
+def sized(noun: str, t) -> str:
+    """``a 3×5 kernel``; ``a kernel of 3`` on one axis."""
+    return f"a {noun} of {t[0]}" if len(t) == 1 else f"a {dims_text(t)} {noun}"
+
+
+def extent(t) -> str:
+    """An input's size in messages: ``16×16``; ``length 16`` on one axis."""
+    return f"length {t[0]}" if len(t) == 1 else dims_text(t)
+
+
 def torch_pad_args(p) -> str | None:
     """Symmetric padding goes into the torch layer; asymmetric needs an F.pad first."""
     return size_arg(befores(p)) if befores(p) == tuple(p[1::2]) else None
@@ -116,8 +126,8 @@ class _ConvNd(Op):
         outs = [window_out(n, k, s, p, d) for n, k, s, p, d in
                 zip(shape[1:], a["kernel"], a["stride"], totals, a["dilation"])]
         if min(outs) < 1:
-            raise ShapeError(f"a {dims_text(a['kernel'])} kernel (dilation {dims_text(a['dilation'])}) "
-                             f"does not fit an input of {dims_text(shape[1:])} with padding "
+            raise ShapeError(f"{sized('kernel', a['kernel'])} (dilation {dims_text(a['dilation'])}) "
+                             f"does not fit an input of {extent(shape[1:])} with padding "
                              f"{dims_text(totals)}: output would be {dims_text(outs)}",
                              "use a larger input, more padding or fewer downsampling layers")
         return (a["out"], *outs)
@@ -151,7 +161,7 @@ class _ConvNd(Op):
 class Conv1d(_ConvNd):
     name, axes = "conv1d", 1
     doc = "1-D convolution over (C, L): sequences, audio, temporal convolutional networks."
-    what = "conv1d works on sequences (channels, length)"
+    what = "conv1d works on sequences"
     attrs = _conv_attrs(1)
 
 
@@ -167,7 +177,7 @@ class Conv2d(_ConvNd):
 class Conv3d(_ConvNd):
     name, axes = "conv3d", 3
     doc = "3-D convolution over (C, D, H, W): video clips (C3D) and volumes."
-    what = "conv3d works on volumes (channels, depth, height, width)"
+    what = "conv3d works on volumes"
     attrs = _conv_attrs(3)
 
 
@@ -235,7 +245,7 @@ class _ConvTransposeNd(Op):
 class ConvTranspose1d(_ConvTransposeNd):
     name, axes = "conv_transpose1d", 1
     doc = "1-D transposed convolution over (C, L): learned upsampling of sequences."
-    what = "conv_transpose1d works on sequences (channels, length)"
+    what = "conv_transpose1d works on sequences"
     attrs = _transpose_attrs(1)
 
 
@@ -251,5 +261,5 @@ class ConvTranspose2d(_ConvTransposeNd):
 class ConvTranspose3d(_ConvTransposeNd):
     name, axes = "conv_transpose3d", 3
     doc = "3-D transposed convolution over (C, D, H, W): learned upsampling of volumes."
-    what = "conv_transpose3d works on volumes (channels, depth, height, width)"
+    what = "conv_transpose3d works on volumes"
     attrs = _transpose_attrs(3)

@@ -7,15 +7,15 @@ multiply-accumulate and is not counted in the MAC total (torchvision's conventio
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.conv import (befores, conv_pads, dims_text, pad_forward, padding_type, size_arg,
-                            size_type, torch_pad_args)
+from archc.ops.conv import (befores, conv_pads, dims_text, extent, pad_forward, padding_type,
+                            size_arg, size_type, sized, torch_pad_args)
 from archc.ops.registry import (AXIS_NAMES, Attr, Bool, Op, Window, fmt_tuple, need_rank,
                                 register, window_out)
 
 NEG_INF = "float('-inf')"
 
 # what each rank of input is called in a rank error's hint
-WORKS_ON = {1: "sequences (channels, length)", 2: "images", 3: "volumes (channels, depth, height, width)"}
+WORKS_ON = {1: "sequences", 2: "images", 3: "volumes"}
 
 
 class _PoolNd(Op):
@@ -38,8 +38,8 @@ class _PoolNd(Op):
         outs = [window_out(n, k, s, pads[2 * i] + pads[2 * i + 1], d, a["ceil_mode"])
                 for i, (n, k, s, d) in enumerate(zip(shape[1:], a["kernel"], a["stride"], self.dilation(a)))]
         if min(outs) < 1:
-            raise ShapeError(f"a {dims_text(a['kernel'])} window does not fit an input of "
-                             f"{dims_text(shape[1:])}: output would be {dims_text(outs)}",
+            raise ShapeError(f"{sized('window', a['kernel'])} does not fit an input of "
+                             f"{extent(shape[1:])}: output would be {dims_text(outs)}",
                              "use a larger input or fewer downsampling layers")
         return (shape[0], *outs)
 
