@@ -151,7 +151,11 @@ class InstanceNorm(Op):
     }
 
     def infer(self, a, ins):
-        return need_rank(ins, FEATURE_MAPS, "instancenorm normalises channels")
+        shape = need_rank(ins, FEATURE_MAPS, "instancenorm normalises channels")
+        if numel(shape[1:]) == 1:  # torch refuses: the variance of one value is no statistic
+            raise ShapeError(f"instancenorm needs more than one position per channel, got {list(shape)}",
+                             "normalise before the layer that shrinks the input to one position")
+        return shape
 
     def params(self, a, ins, out):
         c = ins[0][0]
