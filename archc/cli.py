@@ -298,9 +298,8 @@ COMPILE_SUFFIXES = (".py", ".pt", ".pth", ".safetensors")
 @preset_option
 def compile_(spec, output, show, seed, init, sets, preset):
     """Compile SPEC[:NETWORK] to PyTorch: a readable source file or initial weights."""
-    import yaml
-
     from archc.backends.torch.codegen import generate
+    from archc.spec.loader import load_value
 
     if output is None and not show:
         raise click.UsageError("give -o FILE (.py, .pt, .safetensors) or --print")
@@ -309,8 +308,8 @@ def compile_(spec, output, show, seed, init, sets, preset):
         raise click.BadParameter(f"{output}: the suffix picks what is written, one of "
                                  + " ".join(COMPILE_SUFFIXES), param_hint="--output")
     graph = load_graphs(spec, sets, preset, all_networks=False)[0]
-    init = yaml.safe_load(init) if init is not None else None
     try:
+        init = load_value(init, "--init") if init is not None else None
         source = generate(graph, init)
     except SpecErrors as exc:
         report_errors(exc)

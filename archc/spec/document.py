@@ -12,11 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from archc.errors import ExprError, Pos, SpecError, SpecErrors
 from archc.spec.expr import evaluate, is_expression
-from archc.spec.loader import LDict, LList, load_yaml, plain
+from archc.spec.loader import LDict, LList, load_value, load_yaml, plain
 from archc.spec.schema import validate_tree
 
 REQUIRED_ARG = "required"
@@ -85,16 +84,18 @@ def read_text(path: str) -> str:
 
 
 def parse_override(item: str) -> tuple[str, object]:
-    """``KEY=VALUE`` from the command line; VALUE is read as YAML (``[1, 32, 32]``, ``0.1``)."""
+    """``KEY=VALUE`` from the command line; VALUE is read as YAML (``[1, 32, 32]``, ``5e-4``)
+    exactly as a value in a spec file is: safely, within the same bounds, numbers as YAML 1.2."""
     key, sep, raw = item.partition("=")
+    shown = item if len(item) <= 80 else item[:77] + "..."  # never echo a huge value
     if not sep or not key.strip():
-        raise SpecErrors.one(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set classes=10")
+        raise SpecErrors.one(f"--set {shown!r} is not KEY=VALUE", fix="e.g. --set classes=10")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise SpecErrors.one(f"--set {item!r}: the value is not valid YAML ({problem})",
-                             fix=f"""quote it: --set '{key.strip()}="..."'""") from None
+        value = load_value(raw, f"--set {key.strip()[:40]}")
+    except SpecErrors as exc:
+        problem = exc.errors[0].message if exc.errors else "not valid YAML"
+        raise SpecErrors.one(f"--set {shown!r}: the value is not valid YAML ({problem})",
+                             fix=f"""quote it: --set '{key.strip()[:40]}="..."'""") from None
     return key.strip(), value
 
 

@@ -31,7 +31,18 @@ MAX_DEPTH = 64  # nesting of mappings/sequences
 # expansion of a 4 MiB file) to a few seconds.
 MAX_NODES = 100_000
 
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _BaseLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: PyYAML follows YAML 1.1,
+    whose floats need a dot, so ``lr: 5e-4`` and ``eps: 1e-05`` would arrive as text."""
+
+
+# YAML 1.2's exponent floats without a dot (1e-4, 5E+3, -2e5); the 1.1 resolver keeps the rest
+_BaseLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 class LDict(dict):
@@ -314,6 +325,14 @@ def load_yaml(text: str, file: str = "<string>"):
     if problems:
         raise _key_errors(problems, tree)
     return tree
+
+
+def load_value(text: str, what: str):
+    """A short YAML value given outside a file (``--set lr=5e-4``, ``--init``, a mapping
+    file) as plain data, read as spec files are: safely, bounded, numbers as YAML 1.2."""
+    if not text.strip():
+        return ""
+    return plain(load_yaml(text, what))
 
 
 def _read_error(exc: Exception, text: str, file: str) -> SpecError:

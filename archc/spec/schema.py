@@ -298,6 +298,17 @@ def _explain(err) -> list[tuple[list, str, str, bool]]:
     return [(path, *_message(err), False)]
 
 
+def _number_fix(want: str, inst) -> str:
+    """How to write a number that arrived as text (quoted, or not a number at all)."""
+    if not isinstance(inst, str) or not any(w in want for w in ("number", "integer")):
+        return ""
+    try:
+        float(inst)
+    except ValueError:
+        return "write a number: 0.0005, 5e-4 or 5.0e-4 (digits, an optional dot and exponent)"
+    return f"write it without quotes: {inst.strip()}"
+
+
 def _message(err) -> tuple[str, str]:
     v, inst = err.validator, err.instance
     if v == "required":
@@ -311,7 +322,7 @@ def _message(err) -> tuple[str, str]:
     if v == "type":
         want = _describe(err.schema)
         return (f"expected {want}, got {type_name(inst)} {short(inst)}",
-                "quote it" if want == "text" and not isinstance(inst, (dict, list)) else "")
+                "quote it" if want == "text" and not isinstance(inst, (dict, list)) else _number_fix(want, inst))
     if v == "enum":
         from archc.ops.registry import suggest
 

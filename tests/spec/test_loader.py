@@ -235,3 +235,46 @@ def test_unreadable_paths(path, why):
         read_text(path)
     assert info.value.errors[0].render() == (f"{path!r}"[1:-1] + f": error: cannot read file: {why}"
                                              " — check the path")
+
+
+# --------------------------------------------------------------------------- numbers
+# YAML 1.2 reads 5e-4 as a number; PyYAML's YAML 1.1 resolver would give the text '5e-4'.
+@pytest.mark.parametrize("text, value", [
+    ("5e-4", 5e-4), ("1e-05", 1e-5), ("1E5", 1e5), ("-2e+3", -2e3), (".5e1", 5.0), ("1.0e-4", 1e-4),
+    ("3.", 3.0), ("12", 12), ("1_000", 1000),
+])
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2(text, value):
+    got = load_yaml(f"lr: {text}\n")["lr"]
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("text", ["'5e-4'", "e5", "5e", "1e-4x", "0x1p3", "2026-01-01"])
+def test_text_that_only_looks_like_a_number_stays_text(text):
+    assert isinstance(load_yaml(f"lr: {text}\n")["lr"], str)
+
+
+def test_set_values_are_read_like_file_values():
+    from archc.spec.document import parse_override
+
+    assert parse_override("train.optimizer.lr=5e-4") == ("train.optimizer.lr", 5e-4)
+    assert parse_override("input=[1, 2e1]") == ("input", [1, 20.0])
+    assert parse_override("when=2026-01-01") == ("when", "2026-01-01")  # dates stay text, as in files
+    bomb = "[&a [1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b], " \
+           "&d [*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e]]"
+    with pytest.raises(SpecErrors) as info:
+        parse_override("x=" + bomb)
+    message = str(info.value)
+    assert "not valid YAML" in message and len(message) < 400  # bounded, and the value is not echoed whole
+
+
+def test_a_quoted_number_says_how_to_write_it(tmp_path):
+    import archc
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text('archc: 1\ninput: [4]\nlayers:\n  - linear: {out: 2}\n'
+                    'train:\n  optimizer: {name: adam, lr: "5e-4"}\n')
+    with pytest.raises(SpecErrors) as info:
+        archc.load(str(spec))
+    assert str(info.value.errors[0]) == (
+        f"{spec}:6:31: error: train.optimizer.lr: expected a number, got text '5e-4' — "
+        "write it without quotes: 5e-4")

@@ -216,14 +216,15 @@ def read_mapping(mapping, where: str = "mapping") -> Rules:
 
 
 def _read_mapping_file(path: Path):
-    import yaml  # JSON is YAML; safe_load builds plain data only
+    from archc.errors import SpecErrors
+    from archc.spec.loader import load_value  # JSON is YAML; read as spec files are, plain data only
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WeightsError(f"cannot read the mapping file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise WeightsError(f"{path}: not a YAML/JSON mapping: {exc}") from None
+        return load_value(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"cannot read the mapping file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except SpecErrors as exc:
+        raise WeightsError(f"{path}: not a YAML/JSON mapping: {exc.errors[0].message}") from None
 
 
 # --------------------------------------------------------------------------- matching
