@@ -20,12 +20,9 @@ layer. Key-padding masks are not supported (every position attends to every othe
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Bool, Float, Int, Op, register
+from archc.ops.registry import Attr, Bool, Float, Int, Op, numel, register
 
 _RANK_NAMES = {1: "a vector", 3: "an image", 4: "a volume"}
-_RANK_FIXES = {1: "reshape it to [L, D] first (reshape)",
-               3: "flatten and transpose it first (flatten, then permute)",
-               4: "flatten and transpose it first (flatten, then permute)"}
 
 # The helper emitted into generated code: nn.MultiheadAttention's parameters and numbers,
 # computed by F.scaled_dot_product_attention (fused kernels where torch has them).
@@ -119,9 +116,22 @@ class Attention(Op):
 
 def _check_tokens(shape) -> None:
     if len(shape) != 2:
-        what = _RANK_NAMES.get(len(shape), f"a rank-{len(shape)} tensor")
-        raise ShapeError(f"`attention` expects tokens [L, D], got {what} {list(shape)}",
-                         _RANK_FIXES.get(len(shape), "reshape it to [L, D] first (reshape)"))
+        raise ShapeError(f"`attention` expects tokens [L, D], got {rank_name(shape)} {list(shape)}",
+                         tokens_fix(shape))
+
+
+def rank_name(shape) -> str:
+    return _RANK_NAMES.get(len(shape), f"a rank-{len(shape)} tensor")
+
+
+def tokens_fix(shape) -> str:
+    """How to make a sequence [L, D] of ``shape``. Not `flatten`: archc's makes one
+    vector; an image's positions become tokens by a reshape, then a permute."""
+    if len(shape) < 3:
+        return "reshape it to [L, D] first (reshape)"
+    channels, positions = shape[0], numel(shape[1:])
+    return (f"turn it into {positions} tokens of width {channels} first: reshape: "
+            f"{{shape: [{channels}, {positions}]}}, then permute: {{dims: [1, 0]}}")
 
 
 def _divisor_near(d: int, heads: int) -> int:

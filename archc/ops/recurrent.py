@@ -16,6 +16,7 @@ step; biases and the element-wise gate products are excluded (torchvision's conv
 from __future__ import annotations
 
 from archc.errors import ShapeError
+from archc.ops.attention import rank_name, tokens_fix
 from archc.ops.registry import Attr, Bool, Choice, Float, Int, Op, register
 
 # The last layer's final hidden state h_n (layers·dirs, B, H) as (B, dirs·H): the forward
@@ -44,9 +45,8 @@ class _Recurrent(Op):
     def infer(self, a, ins):
         shape = ins[0]
         if len(shape) != 2:
-            what = {1: "a vector", 3: "an image"}.get(len(shape), f"a rank-{len(shape)} tensor")
-            raise ShapeError(f"`{self.name}` expects a sequence [L, D], got {what} {list(shape)}",
-                             "reshape it to [L, D] first (reshape; an image: flatten, then permute)")
+            raise ShapeError(f"`{self.name}` expects a sequence [L, D], got {rank_name(shape)} {list(shape)}",
+                             tokens_fix(shape))
         if a["dropout"] and a["layers"] == 1:  # torch only warns: the dropout would do nothing
             raise ShapeError(f"dropout={a['dropout']} acts between stacked layers, and there is one layer",
                              "set layers ≥ 2 or remove dropout")
