@@ -13,7 +13,7 @@ weightless matmuls counted in full — the whole L×L square even under a causal
     k, v projections       2·Lk·D²
     Q·Kᵀ and A·V           2·Lq·Lk·D
 
-Self-attention (Lq = Lk = L): 4·L·D² + 2·L²·D. ViT-B/16 (L = 197, D = 768): 178.6 M per
+Self-attention (Lq = Lk = L): 4·L·D² + 2·L²·D. ViT-B/16 (L = 197, D = 768): 524.4 M per
 layer. Key-padding masks are not supported (every position attends to every other).
 """
 
