@@ -377,6 +377,7 @@ def _run_training(fn):
 @click.option("--device", default=None, metavar="auto|cpu|cuda", help="Default: auto (CUDA when available).")
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/NAME[-N]).")
 @click.option("--resume", default=None, metavar="RUN_DIR", help="Continue a stopped run from its last.pt.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out RUN_DIR (else refused).")
 @click.option("--seed", type=int, default=None)
 @click.option("--init-from", default=None, metavar="CKPT", help="Start from these weights (matching names and shapes).")
 @click.option("--freeze", default=None, metavar="IDS/GLOBS", help="Comma-separated layer ids or globs to freeze.")
@@ -386,8 +387,8 @@ def _run_training(fn):
               help="Train on N processes (DDP) started by torchrun; --batch-size is the global batch.")
 @set_option
 @preset_option
-def train(spec, data, epochs, batch_size, lr, device, out, resume, seed, init_from, freeze, quiet, as_json,
-          nproc, sets, preset):
+def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, seed, init_from, freeze, quiet,
+          as_json, nproc, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
@@ -408,7 +409,7 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, seed, init_fr
         from archc.train.run import train as run_training
 
         return run_training(Request(path, network, overrides, preset, flags, out, resume,
-                                    "quiet" if quiet else "auto"))
+                                    "quiet" if quiet else "auto", overwrite))
 
     metrics, run_dir = _run_training(run)
     if os.environ.get("RANK", "0") != "0":  # DDP: rank 0 reports

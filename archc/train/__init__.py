@@ -18,14 +18,16 @@ __all__ = ["train", "evaluate", "TrainError"]
 
 
 def train(spec: str, network: str | None = None, *, overrides: dict | None = None, preset: str | None = None,
-          out: str | None = None, resume: str | None = None, progress: str = "plain", **flags):
+          out: str | None = None, resume: str | None = None, progress: str = "plain", overwrite: bool = False,
+          **flags):
     """Train ``spec`` (path, ``FILE:NAME`` or zoo name) from its ``train:`` section; keyword
     ``flags`` override it as the command-line flags do (epochs, batch_size, lr, data, device,
-    seed, init_from, freeze). Returns (final metrics, run directory)."""
+    seed, init_from, freeze). ``out`` holding a run already is refused unless ``overwrite``.
+    Returns (final metrics, run directory)."""
     from archc.train.run import Request
     from archc.train.run import train as run
 
-    return run(Request(spec, network, overrides, preset, flags, out, resume, progress))
+    return run(Request(spec, network, overrides, preset, flags, out, resume, progress, overwrite))
 
 
 def evaluate(spec: str, weights: str, network: str | None = None, *, overrides: dict | None = None,

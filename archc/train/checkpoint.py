@@ -37,6 +37,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = None, None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; run files are shared like any other
         with os.fdopen(fd, "wb") as f:
             fd = None
             f.write(data)
@@ -52,6 +53,13 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(fd)
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

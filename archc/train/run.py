@@ -38,6 +38,7 @@ class Request:
     out: str | None = None
     resume: str | None = None
     progress: str = "auto"         # auto | plain | quiet
+    overwrite: bool = False        # --out onto an existing run replaces it (else refused)
 
 
 def pick_device(name: str) -> torch.device:
@@ -126,7 +127,21 @@ def _settings(req: Request):
     graph = as_graph(req.spec, network, req.overrides, req.preset)
     cfg = make_config(graph.train, req.flags)
     run_dir = Path(req.out) if req.out else new_run_dir(graph.name)
+    if req.out and not req.overwrite and os.environ.get("RANK", "0") == "0":
+        refuse_existing_run(run_dir)  # rank 0 only: under torchrun, rank 0 may have begun writing it
     return graph, cfg, run_dir, None
+
+
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "metrics.jsonl")
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """A run directory that already holds a run is never silently replaced."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:
+        raise TrainError(f"--out {run_dir} already holds a run ({', '.join(found)})",
+                         f"continue it with --resume {run_dir}, replace it with --overwrite, "
+                         "or leave --out out for a fresh runs/NAME-N")
 
 
 def _read_config(run_dir: Path) -> dict:

@@ -168,3 +168,25 @@ def test_evaluate_rejects_weights_of_another_network(tiny, tmp_path):
     assert r.exit_code == 1 and "does not fit this network" in r.output
     r = run("evaluate", tiny, "--weights", tmp_path / "nothing.pt")
     assert r.exit_code == 1 and "no checkpoint at" in r.output
+
+
+def test_a_run_directory_holding_a_run_is_never_replaced_silently(tiny, tmp_path):
+    out = tmp_path / "run"
+    assert run("train", tiny, "--out", out, "--quiet").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = run("train", tiny, "--out", out, "--quiet")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"--out {out} already holds a run (config.json, last.pt, best.pt, metrics.jsonl)" in r.output
+    assert f"--resume {out}" in r.output and "--overwrite" in r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    assert run("train", tiny, "--out", out, "--quiet", "--overwrite").exit_code == 0
+
+
+def test_run_files_follow_the_umask(tiny, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert run("train", tiny, "--out", tmp_path / "run", "--quiet").exit_code == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert modes and set(modes.values()) == {0o644}, modes  # mkstemp alone would give 0600
