@@ -1,8 +1,10 @@
 """Benchmark of `archc validate` (issue 2): wall time of whole processes, start included.
 
-1. `archc validate specs/resnet50.yaml --format json` against torchinfo's summary of
-   torchvision's resnet50, each run as a subprocess, alternating (archc, torchinfo,
-   archc, ...) so both see the same machine load; medians and their ratio.
+1. `archc validate specs/NAME.yaml --format json` against torchinfo's summary of the same
+   network written in torch (torchvision's resnet50 and vit_b_16; for gpt2 the hand-written
+   GPT-2 of tests/gpt2_reference.py, on 1024 token ids), each run as a subprocess,
+   alternating (archc, torchinfo, archc, ...) so both see the same machine load; medians
+   and their ratio.
 2. Generated specs of about 1k, 10k and 50k nodes (written to a temporary folder):
    a residual block repeated in stages, and a flat list with every layer written out.
    Time should grow linearly with the node count.
@@ -12,6 +14,7 @@ Usage (torchinfo comes from requirements-bench.txt)::
     .venv/bin/pip install -r requirements-bench.txt
     .venv/bin/python bench/bench_validate.py            # everything, markdown on stdout
     .venv/bin/python bench/bench_validate.py --no-torchinfo --runs 9
+    .venv/bin/python bench/bench_validate.py --models vit_b_16,gpt2 --sizes ""   # the zoo's transformers
 
 This is a measurement, not a test: nothing fails when a figure is slow.
 """
@@ -30,9 +33,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESNET50 = ROOT / "specs" / "resnet50.yaml"
-TORCHINFO = ("import torchvision, torchinfo; "
-             "torchinfo.summary(torchvision.models.resnet50(), input_size=(1, 3, 224, 224))")
+# the same network summarised by torchinfo, as a user of torch would
+TORCHINFO = {
+    "resnet50": "import torchvision, torchinfo; "
+                "torchinfo.summary(torchvision.models.resnet50(), input_size=(1, 3, 224, 224))",
+    "vit_b_16": "import torchvision, torchinfo; "
+                "torchinfo.summary(torchvision.models.vit_b_16(), input_size=(1, 3, 224, 224))",
+    "gpt2": f"import sys, torch, torchinfo; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
+            "from gpt2_reference import GPT2; "
+            "torchinfo.summary(GPT2(), input_data=torch.zeros(1, 1024, dtype=torch.long))",
+}
 
 
 def archc_command() -> list[str]:
@@ -65,9 +75,9 @@ def timed(cmd: list[str], runs: int) -> tuple[list[float], float]:
     return times, statistics.median(CPU)
 
 
-def resnet50_vs_torchinfo(runs: int, with_torchinfo: bool) -> dict:
-    archc = archc_command() + ["validate", str(RESNET50), "--format", "json"]
-    torchinfo = [sys.executable, "-c", TORCHINFO]
+def versus_torchinfo(name: str, runs: int, with_torchinfo: bool) -> dict:
+    archc = archc_command() + ["validate", str(ROOT / "specs" / f"{name}.yaml"), "--format", "json"]
+    torchinfo = [sys.executable, "-c", TORCHINFO[name]]
     wall(archc)  # warm the file cache (both tools get one untimed run)
     if with_torchinfo:
         wall(torchinfo)
@@ -78,7 +88,7 @@ def resnet50_vs_torchinfo(runs: int, with_torchinfo: bool) -> dict:
         if with_torchinfo:
             t.append(wall(torchinfo))
             t_cpu.append(CPU[-1])
-    out = {"archc_runs": a, "archc_median": statistics.median(a), "archc_cpu": statistics.median(a_cpu)}
+    out = {"name": name, "archc_runs": a, "archc_median": statistics.median(a), "archc_cpu": statistics.median(a_cpu)}
     if t:
         out |= {"torchinfo_runs": t, "torchinfo_median": statistics.median(t),
                 "torchinfo_cpu": statistics.median(t_cpu),
@@ -148,15 +158,20 @@ def generated(sizes: list[int], runs: int, folder: Path) -> list[dict]:
     return rows
 
 
-def markdown(head: dict, rows: list[dict]) -> str:
+def markdown(heads: list[dict], rows: list[dict]) -> str:
     out = ["| command | median wall (s) | median CPU (s) | runs, wall (s) |", "|---|---:|---:|---|"]
     fmt = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
-    out.append(f"| archc validate specs/resnet50.yaml --format json | {head['archc_median']:.3f} "
-               f"| {head['archc_cpu']:.3f} | {fmt(head['archc_runs'])} |")
-    if "torchinfo_median" in head:
-        out.append(f"| torchinfo.summary(torchvision resnet50) | {head['torchinfo_median']:.3f} "
-                   f"| {head['torchinfo_cpu']:.3f} | {fmt(head['torchinfo_runs'])} |")
-        out.append(f"\narchc is **{head['ratio']:.1f}×** faster (ratio of median walls).")
+    for head in heads:
+        out.append(f"| archc validate specs/{head['name']}.yaml --format json | {head['archc_median']:.3f} "
+                   f"| {head['archc_cpu']:.3f} | {fmt(head['archc_runs'])} |")
+        if "torchinfo_median" in head:
+            out.append(f"| torchinfo.summary({head['name']} in torch) | {head['torchinfo_median']:.3f} "
+                       f"| {head['torchinfo_cpu']:.3f} | {fmt(head['torchinfo_runs'])} |")
+    out.append("")
+    out += [f"{h['name']}: archc is **{h['ratio']:.1f}×** faster (ratio of median walls)."
+            for h in heads if "ratio" in h]
+    if not rows:
+        return "\n".join(out)
     out += ["", "| generated spec | nodes | YAML bytes | median wall (s) | median CPU (s) "
                 "| wall ms per 1k nodes |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -167,7 +182,9 @@ def markdown(head: dict, rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=7, help="timed runs of each resnet50 command")
+    ap.add_argument("--runs", type=int, default=7, help="timed runs of each zoo command")
+    ap.add_argument("--models", default="resnet50", help="zoo specs timed against torchinfo: "
+                                                        + ",".join(TORCHINFO))
     ap.add_argument("--gen-runs", type=int, default=3, help="timed runs of each generated spec")
     ap.add_argument("--sizes", default="1000,10000,50000", help="node counts of generated specs")
     ap.add_argument("--no-torchinfo", action="store_true", help="skip the torchinfo comparison")
@@ -179,17 +196,17 @@ def main() -> None:
         sys.exit("torchinfo or torchvision is missing: pip install -r requirements-bench.txt "
                  "(or pass --no-torchinfo)")
     print(f"# {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.executable}", file=sys.stderr)
-    head = resnet50_vs_torchinfo(args.runs, with_torchinfo)
+    heads = [versus_torchinfo(name, args.runs, with_torchinfo) for name in args.models.split(",") if name]
     folder = Path(tempfile.mkdtemp(prefix="archc-bench-"))
     try:
-        rows = generated([int(s) for s in args.sizes.split(",")], args.gen_runs, folder)
+        rows = generated([int(s) for s in args.sizes.split(",") if s], args.gen_runs, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(markdown(head, rows) + f"\n\nLoad average at the end (1, 5, 15 min): {load} on "
+    print(markdown(heads, rows) + f"\n\nLoad average at the end (1, 5, 15 min): {load} on "
           f"{os.cpu_count()} CPUs.")
     if args.json:
-        args.json.write_text(json.dumps({"resnet50": head, "generated": rows, "load": load}, indent=1))
+        args.json.write_text(json.dumps({"zoo": heads, "generated": rows, "load": load}, indent=1))
 
 
 if __name__ == "__main__":
