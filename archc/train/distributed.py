@@ -238,13 +238,24 @@ def all_reduce_totals(n: int, loss, sums: dict):
 # --------------------------------------------------------------------------- the launcher
 
 
+def launch_command(args: list[str], nproc: int) -> tuple[list[str], dict]:
+    """The torchrun command line of ``archc ARGS`` in ``nproc`` processes, and its environment.
+
+    ``python -m`` puts the current folder first on sys.path, so a ``click.py`` (or
+    ``torch.py``) of the user's would be imported instead of the package, in the launcher
+    and in each worker torchrun starts with ``python -m archc``: PYTHONSAFEPATH (Python
+    3.11's ``-P``) is inherited by all of them and leaves the current folder out."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               "-m", "archc", *args]
+    return command, {**os.environ, "PYTHONSAFEPATH": "1"}
+
+
 def launch(args: list[str], nproc: int) -> int:
     """Run ``archc ARGS`` in ``nproc`` processes through torchrun (``python -m
     torch.distributed.run --standalone``: one machine, a free port); returns its exit status."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "archc", *args]
+    command, env = launch_command(args, nproc)
     try:
-        return subprocess.call(command)
+        return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 130
 

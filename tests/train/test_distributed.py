@@ -118,3 +118,18 @@ def test_passthrough_rebuilds_the_command_line_without_nproc():
         rebuilt = passthrough_args(ctx)
     assert rebuilt == ["train", "specs/lenet5.yaml", "--epochs", "3", "--quiet", "--set", "classes=10",
                        "--set", "width=8"]
+
+
+def test_the_launched_processes_ignore_modules_of_the_current_folder(tmp_path):
+    # a user's click.py beside their spec once replaced the package in torchrun's workers
+    from archc.train.distributed import launch_command
+
+    (tmp_path / "click.py").write_text("raise ImportError('the click.py of the current folder')\n")
+    command, env = launch_command(["--version"], 2)
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert command[-3:] == ["-m", "archc", "--version"]
+    # each worker is `python -m archc ...` in the user's folder, with the launcher's environment
+    worker = subprocess.run([sys.executable, "-m", "archc", "--version"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    assert "version" in worker.stdout
