@@ -34,7 +34,9 @@ def _looks_like_text(source) -> bool:
 def load_doc(source, preset: str | None = None, overrides: dict | None = None) -> tuple[Document, str | None]:
     if _looks_like_text(source):
         return load_document(text=source, preset=preset, overrides=overrides), None
-    path, network = split_target(os.fspath(source))
+    from archc.zoo import resolve
+
+    path, network = split_target(resolve(os.fspath(source)))  # "lenet5" names the zoo spec, as on the CLI
     return load_document(path, preset=preset, overrides=overrides), network
 
 
@@ -43,7 +45,8 @@ def load(source, network: str | None = None, overrides: dict | None = None,
          preset: str | None = None) -> Graph:
     """Load, validate, expand and analyse one network.
 
-    ``source`` is a path (``"specs/dcgan.yaml:generator"`` picks a network), or YAML text.
+    ``source`` is a path (``"specs/dcgan.yaml:generator"`` picks a network), a zoo name
+    (``"lenet5"``, ``"dcgan:generator"``), or YAML text.
     ``overrides`` maps variables (or ``input``, ``train.epochs``) to values, as ``--set``.
     Raises :class:`archc.errors.SpecErrors` listing every problem found.
     """
