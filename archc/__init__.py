@@ -27,3 +27,9 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'archc' has no attribute {name!r}")
+
+
+def __dir__():
+    # the lazy names are not in the module's namespace until first used: list them too, so
+    # that dir(archc) and editors' completion show the whole public API
+    return sorted(set(globals()) | set(_LAZY))
