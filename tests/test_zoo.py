@@ -57,12 +57,20 @@ EXPECTED = {
     ("vgg19", None): (143_667_240, 0, 19_632_062_464, (1000,)),
     ("vgg16_cifar10", None): (VGG16_CIFAR10_PARAMS, 0, VGG16_CIFAR10_MACS, (10,)),
     ("googlenet", None): (6_624_904, 14_617, 1_498_376_192, (1000,)),
+    # torchvision's weights metadata: num_params 5,288,548 / 5,483,032, GFLOPS 0.386 / 0.217
+    ("efficientnet_b0", None): (5_288_548, 42_065, 385_814_752, (1000,)),
+    ("mobilenet_v3_large", None): (5_483_032, 24_446, 216_589_760, (1000,)),
     ("resnet18", None): (11_689_512, 9_620, 1_814_073_344, (1000,)),
     ("resnet34", None): (21_797_672, 17_060, 3_663_761_408, (1000,)),
     ("resnet50", None): (25_557_032, 53_173, 4_089_184_256, (1000,)),
     ("resnet50", "resnet50"): (25_557_032, 53_173, 4_089_184_256, (1000,)),
     ("resnet50", "resnet101"): (44_549_160, 105_448, 7_801_405_440, (1000,)),
     ("resnet50", "resnet152"): (60_192_808, 151_579, 11_513_626_624, (1000,)),
+    # torchvision's vit_b_16 and convnext_tiny (17.56 and 4.46 GFLOPS published);
+    # tests/backends/test_torchvision_transformers.py derives both MAC counts by formula
+    # and with torch's flop counter on torchvision's models
+    ("vit_b_16", None): (86_567_656, 0, 17_563_828_224, (1000,)),
+    ("convnext_tiny", None): (28_589_128, 0, 4_455_531_264, (1000,)),
     ("unet", None): (31_030_658, 0, 150_428_424_448, (2, 388, 388)),
     # BN buffers 2C + 1: generator C = 512, 256, 128, 64; discriminator 128, 256, 512
     ("dcgan:generator", None): (3_576_704, 2 * 960 + 4, 104_628_224, (3, 64, 64)),
@@ -79,7 +87,9 @@ EXPECTED = {
 
 # torchvision's published GFLOPS (= GMACs) for the same networks at 224×224
 TORCHVISION_GMACS = {"alexnet": 0.71, "vgg16": 15.47, "vgg19": 19.63, "googlenet": 1.50,
-                     "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09}
+                     "efficientnet_b0": 0.39, "mobilenet_v3_large": 0.22,
+                     "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09,
+                     "vit_b_16": 17.56, "convnext_tiny": 4.46}
 
 
 def target_path(target: str) -> str:
@@ -181,6 +191,8 @@ def test_resnet_ids_read_like_torchvision():
 TORCHVISION_BUILDS = [("alexnet", None, "alexnet"), ("vgg16", None, "vgg16"),
                       ("vgg16", "vgg11", "vgg11"), ("vgg16", "vgg13", "vgg13"),
                       ("vgg19", None, "vgg19"), ("googlenet", None, "googlenet"),
+                      ("efficientnet_b0", None, "efficientnet_b0"),
+                      ("mobilenet_v3_large", None, "mobilenet_v3_large"),
                       ("resnet18", None, "resnet18"), ("resnet34", None, "resnet34"),
                       ("resnet50", None, "resnet50"), ("resnet50", "resnet101", "resnet101"),
                       ("resnet50", "resnet152", "resnet152")]

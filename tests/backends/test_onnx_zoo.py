@@ -19,7 +19,9 @@ pytest.importorskip("onnxscript")
 SMALL = {
     "alexnet": {"input": [3, 64, 64], "classes": 10},
     "conv1d_digits": {},
+    "convnext_tiny": {"input": [3, 64, 64], "widths": [8, 16, 32, 64], "depths": [1, 1, 2, 1], "classes": 10},
     "dcgan": {"ngf": 8, "ndf": 8},
+    "efficientnet_b0": {"input": [3, 64, 64], "classes": 10},
     "googlenet": {"input": [3, 64, 64], "classes": 10},
     "gpt2": {"input": [16], "layers": 2, "width": 64, "heads": 2},
     "gpt_tiny": {"input": [16], "layers": 2},
@@ -27,6 +29,7 @@ SMALL = {
     "lstm_digits": {},
     "mnist_cnn": {},
     "mnist_mlp": {"hidden": 64},
+    "mobilenet_v3_large": {"input": [3, 64, 64], "classes": 10},
     "resnet18": {"input": [3, 64, 64], "classes": 10},
     "resnet34": {"input": [3, 64, 64], "classes": 10, "width": 16},
     "resnet50": {"input": [3, 64, 64], "classes": 10, "width": 16},
@@ -34,6 +37,7 @@ SMALL = {
     "vgg16": {"input": [3, 32, 32], "classes": 10, "widths": [8, 16, 32, 32, 32]},
     "vgg16_cifar10": {"widths": [8, 16, 32, 32, 32]},
     "vgg19": {"input": [3, 32, 32], "classes": 10, "widths": [8, 16, 32, 32, 32]},
+    "vit_b_16": {"input": [3, 32, 32], "patch": 8, "layers": 2, "width": 64, "mlp": 128, "heads": 2, "classes": 10},
 }
 
 

@@ -24,7 +24,10 @@ from archc.zoo import zoo_specs
 # convolutional up to a global or adaptive pool, so their parameters stay the same)
 SMALL = {
     "alexnet": {"input": [3, 64, 64]},
+    "convnext_tiny": {"input": [3, 64, 64], "widths": [8, 16, 32, 64], "depths": [1, 1, 2, 1]},
+    "efficientnet_b0": {"input": [3, 64, 64]},
     "googlenet": {"input": [3, 64, 64]},
+    "mobilenet_v3_large": {"input": [3, 64, 64]},
     "gpt2": {"input": [32], "layers": 2, "width": 64, "heads": 2},
     "resnet18": {"input": [3, 64, 64]},
     "resnet34": {"input": [3, 64, 64]},
@@ -32,6 +35,7 @@ SMALL = {
     "unet": {"input": [1, 188, 188], "width": 8},
     "vgg16": {"input": [3, 32, 32]},
     "vgg19": {"input": [3, 32, 32]},
+    "vit_b_16": {"input": [3, 32, 32], "patch": 8, "layers": 2, "width": 64, "mlp": 128, "heads": 2},
 }
 
 
