@@ -30,7 +30,8 @@ def forward_line_nodes(graph, source: str) -> dict[int, str]:
     _, _, real = value_flow(graph)
     computing = [n.name for n in graph.nodes if n.name in real]
     lines = source.splitlines()
-    start = next(i for i, text in enumerate(lines) if text.lstrip().startswith("def forward(")) + 1
+    # the network's forward is the last one: helper classes (attention, layer scale) come first
+    start = max(i for i, text in enumerate(lines) if text.lstrip().startswith("def forward(")) + 1
     body = lines[start:start + len(computing)]
     if len(body) != len(computing) or any(text.strip().startswith("return") for text in body):
         return {}  # not the layout this module knows: name nothing rather than misname
@@ -41,8 +42,9 @@ def spec_node_of(node, lines: dict[int, str]) -> str | None:
     """The spec node an ONNX node was made for (its innermost generated-forward frame)."""
     for prop in node.metadata_props:
         if prop.key == STACK_KEY:
-            found = _FRAME.findall(prop.value)
-            return lines.get(int(found[-1])) if found else None
+            # the innermost frame of the network's forward; a helper's forward (inside it) maps to nothing
+            found = [lines[int(n)] for n in _FRAME.findall(prop.value) if int(n) in lines]
+            return found[-1] if found else None
     return None
 
 
