@@ -193,10 +193,9 @@ def check_torch_target(graphs) -> None:
 @preset_option
 def expand(spec, sets, preset):
     """Print SPEC fully resolved: blocks, repeats, variables, conditions and imports expanded."""
-    from archc.report.expanded import render
+    from archc.report.expanded import render_all
 
-    for g in load_graphs(spec, sets, preset):
-        click.echo(render(g), nl=False)
+    click.echo(render_all(load_graphs(spec, sets, preset)), nl=False)
 
 
 @main.command()

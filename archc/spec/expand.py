@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from archc.errors import AttrError, ExprError, Pos, ShapeError, SpecError, SpecErrors
 from archc.ir.graph import INPUT, Graph, Node
-from archc.ir.names import name_fix, name_problem
+from archc.ir.names import INDEX, name_fix, name_problem
 from archc.ops.registry import REQUIRED, Op, get_op, suggest
 from archc.spec.document import REQUIRED_ARG, Document, NetworkDef
 from archc.spec.expr import UnknownInput, evaluate, is_expression
@@ -35,7 +35,25 @@ FAILED = "?"  # names of layers that failed start with it: no shape, and no furt
 
 def valid_id(name: str) -> bool:
     """An id that can become a Python attribute of generated code, safely (archc/ir/names.py)."""
-    return name_problem(name) is None
+    return id_problem(name) is None
+
+
+def id_problem(name: str) -> tuple[str, str] | None:
+    """Why ``name`` cannot be a layer's ``id`` — (message, fix) — or None when it can.
+
+    An id is a name, or a dotted path of names and repeat indices (``layer1.0.conv1``, as
+    ``archc expand`` writes its nodes, so that its output reads back as the same network
+    with the same state_dict keys): the layer then sits inside those containers."""
+    # other characters than a dotted path's: judge the whole id, not its pieces around dots
+    parts = name.split(".") if re.fullmatch(r"[A-Za-z0-9_.]+", name) else [name]
+    for j, part in enumerate(parts):
+        if j and INDEX.fullmatch(part):
+            continue
+        problem = name_problem(part)
+        if problem:
+            where = f"id {name!r}" if len(parts) == 1 else f"id {name!r}: part {part!r}"
+            return f"{where} {problem}", name_fix(part)
+    return None
 
 
 @dataclass
@@ -198,15 +216,20 @@ class Expander:
             local = self.text(body["id"], scope.env, scope, body.pos_of("id"), path + ".id")
             if local is None:
                 return None
-            if not valid_id(local):
-                self.error(f"id {local!r} {name_problem(local)}",
-                           body.pos_of("id"), path + ".id",
-                           name_fix(local), scope)
+            problem = id_problem(local)
+            if problem:
+                self.error(problem[0], body.pos_of("id"), path + ".id", problem[1], scope)
                 return None
             if local in scope.ids or scope.full(local) in self.names:
                 self.error(f"duplicate id {local!r}", body.pos_of("id"), path + ".id",
                            "ids must be unique within a network or block", scope)
                 return None
+            full = scope.full(local).split(".")
+            for inside in (".".join(full[:j]) for j in range(1, len(full))):
+                if inside in self.names:  # a dotted id may not put a layer inside a layer
+                    self.error(f"id {local!r} puts a layer inside `{inside}`, which is a layer",
+                               body.pos_of("id"), path + ".id", "rename one of them", scope)
+                    return None
             return local
         n = scope.counters.get(kind, 0)
         while True:
@@ -237,6 +260,8 @@ class Expander:
     def ref(self, ref: str, scope: Scope, pos, path, declared=None, index=None) -> str | None:
         if ref == "input":
             return scope.input
+        if "." in ref and ref in scope.ids:  # a dotted id (`layer1.0.conv1`)
+            return scope.ids[ref]
         head, _, rest = ref.partition(".")
         if head in scope.ids:
             if not rest or scope.ids[head].startswith(FAILED):

@@ -45,3 +45,20 @@ def test_load_needs_one_network():
     with pytest.raises(SpecErrors) as info:
         archc.load(text, "gg")
     assert str(info.value) == "<string>: error: no network 'gg' in this file — did you mean `g`?"
+
+
+def test_dotted_ids_name_containers_not_layers():
+    # `archc expand` writes ids like layer1.0.conv1; a part must still be a safe name, and a
+    # layer cannot sit inside another layer
+    head = "archc: 1\ninput: [4]\nlayers:\n"
+    assert errors(head + "  - linear: {out: 4, id: a}\n  - relu: {id: a.b}\n") == [
+        "<string>:5:16: error: layers[1].relu.id: id 'a.b' puts a layer inside `a`, which is a layer"
+        " — rename one of them"]
+    assert errors(head + "  - linear: {out: 4, id: a.train}\n") == [
+        "<string>:4:26: error: layers[0].linear.id: id 'a.train': part 'train' is the name of an"
+        " nn.Module attribute — choose another name, e.g. `train_1`"]
+    assert errors(head + "  - linear: {out: 4, id: 0.a}\n") == [
+        "<string>:4:26: error: layers[0].linear.id: id '0.a': part '0' is not a plain identifier"
+        " — use letters, digits and _, starting with a letter"]
+    g = archc.load(head + "  - linear: {out: 4, id: a.0.b}\n  - relu: {from: a.0.b}\n")
+    assert [(n.name, n.inputs) for n in g.nodes] == [("a.0.b", ["input"]), ("relu_1", ["a.0.b"])]
