@@ -234,10 +234,20 @@ def zoo(fmt):
 
 
 @main.command()
-def ops():
-    """List the op kinds with their attributes."""
-    from archc.ops.registry import REQUIRED, all_ops
+@click.argument("names", nargs=-1, metavar="[OP]...")
+def ops(names):
+    """List the op kinds with their attributes, or describe the ops named (`archc ops conv2d`)."""
+    from archc.ops.registry import REQUIRED, all_ops, get_op, suggest
 
+    if names:
+        from archc.docs import describe
+
+        for i, name in enumerate(names):
+            op = get_op(name)
+            if op is None:
+                raise CliError(f"unknown op `{name}` — {suggest(name, all_ops())}")
+            click.echo(("\n" if i else "") + describe(op), nl=False)
+        return
     for name, op in sorted(all_ops().items()):
         attrs = ", ".join(k if a.default is REQUIRED else f"{k}={a.default!r}" for k, a in op.attrs.items())
         click.echo(f"{name:<22} {op.doc}")

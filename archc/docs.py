@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from archc.ops.registry import REQUIRED, Op, all_ops
@@ -87,6 +88,26 @@ def _section(op: Op) -> list[str]:
     else:
         lines += ["No attributes.", ""]
     return lines
+
+
+def describe(op: Op) -> str:
+    """One op for the terminal (`archc ops conv2d`): what ops.md says of it, as plain text."""
+    onnx = f"ONNX opset ≥ {op.onnx_opset}" if op.onnx_opset else "not exportable to ONNX"
+    lines = [f"{op.name}: {op.doc}", f"inputs: {_inputs(op)} · {onnx}"]
+    if op.attrs:
+        width = max(len(name) for name in op.attrs)
+        lines.append("attributes:")
+        for name, attr in op.attrs.items():
+            default = "required" if attr.required else "default " + _default(attr).replace("`", "")
+            text = f"{name:<{width}}  {default} · {attr.type.text}"
+            if attr.doc and attr.doc != attr.type.text:
+                text += f" — {attr.doc}"
+            lines.append(textwrap.fill(text, 80, initial_indent="  ", subsequent_indent=" " * (width + 4),
+                                       break_on_hyphens=False))
+    else:
+        lines.append("attributes: none")
+    lines.append("common keys: id, from, repeat, when, trainable, init (docs/spec.md#layers)")
+    return "\n".join(lines) + "\n"
 
 
 def render() -> str:

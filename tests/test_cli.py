@@ -169,3 +169,28 @@ def test_missing_optional_package_names_the_extra(monkeypatch, tmp_path):
     assert result.output.strip() == ("archc: error: `archc compile` needs the Python package "
                                      "'torch', which is not installed — pip install 'archc[torch]'")
     assert not (tmp_path / "m.pt").exists()
+
+
+# -- archc ops ------------------------------------------------------------------------------
+
+def test_ops_describes_the_ops_named():
+    import inspect
+
+    result = run("ops", "conv2d")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "conv2d: 2-D convolution over (C, H, W)."
+    assert not any(line.startswith(("conv1d", "linear")) for line in lines)  # one op, not the list
+    attrs = {line.split()[0]: line.split()[1:3] for line in lines if line.startswith("  ") and line[2] != " "}
+    assert attrs["out"] == attrs["kernel"] == ["required", "·"]
+    torch = pytest.importorskip("torch")  # the defaults are torch's own
+    signature = inspect.signature(torch.nn.Conv2d).parameters
+    for name in ("stride", "padding", "dilation", "groups", "bias"):
+        assert attrs[name] == ["default", str(signature[name].default).lower()], name
+
+
+def test_ops_unknown_name_suggests_and_exits_1():
+    result = run("ops", "conv2")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["archc: error: unknown op `conv2` — did you mean `conv2d` or `conv3d` or "
+                                          "`conv1d`?"]
