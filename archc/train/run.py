@@ -122,7 +122,13 @@ def _settings(req: Request):
         cfg = from_json(saved["train"])
         if req.flags and req.flags.get("epochs"):
             cfg.epochs = req.flags["epochs"]  # more epochs: the one setting a resume may change
-        return graph, cfg, run_dir, ckpt.load(run_dir / "last.pt")
+        state = ckpt.load(run_dir / "last.pt")
+        done = state.get("epoch", 0) if isinstance(state, dict) else 0
+        if done >= cfg.epochs:  # nothing left to run: say so rather than only re-test
+            asked = f" (--epochs {cfg.epochs} asks for no more)" if req.flags and req.flags.get("epochs") else ""
+            raise TrainError(f"--resume {run_dir}: the run already finished its {done} epochs{asked}",
+                             f"give --epochs M, more than {done}, to go on (e.g. --epochs {2 * done})")
+        return graph, cfg, run_dir, state
     network = req.network or main_network(req.spec, req.overrides, req.preset)  # a GAN file: its generator
     graph = as_graph(req.spec, network, req.overrides, req.preset)
     cfg = make_config(graph.train, req.flags)

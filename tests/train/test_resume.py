@@ -85,3 +85,25 @@ def test_a_checkpoint_killed_while_being_written_is_the_old_or_the_new_one(tmp_p
     proc.wait()
     state = load(path)
     assert torch.equal(state["w"], torch.full((200_000,), float(state["i"])))
+
+
+def test_resume_of_a_finished_run_says_so(tmp_path):
+    from click.testing import CliRunner
+
+    from archc.cli import main
+    from archc.train import train
+
+    run = tmp_path / "run"
+    spec = str(Path(__file__).parent / "specs" / "mlp_digits.yaml")  # 256 examples, 2 epochs
+    train(spec, out=str(run), device="cpu", progress="quiet")
+    before = (run / "last.pt").read_bytes()
+    for extra in ([], ["--epochs", "2"]):
+        out = CliRunner().invoke(main, ["train", "--resume", str(run), "--quiet", *extra])
+        assert out.exit_code == 1, out.output
+        asks = " (--epochs 2 asks for no more)" if extra else ""
+        assert out.stderr.splitlines() == [f"archc: error: --resume {run}: the run already finished its 2 epochs"
+                                           f"{asks} — give --epochs M, more than 2, to go on (e.g. --epochs 4)"]
+    assert (run / "last.pt").read_bytes() == before  # untouched
+    out = CliRunner().invoke(main, ["train", "--resume", str(run), "--quiet", "--epochs", "3"])
+    assert out.exit_code == 0, out.output
+    assert load(run / "last.pt")["epoch"] == 3
