@@ -26,19 +26,30 @@ class Upsample(Op):
             raise ShapeError("give exactly one of `scale` and `size`", "e.g. scale: 2")
         if a["size"]:
             return (c, *a["size"])
-        return (c, math.floor(h * a["scale"][0]), math.floor(w * a["scale"][1]))
+        sh, sw = a["scale"]
+        oh, ow = math.floor(h * sh), math.floor(w * sw)  # torch's output size for a scale
+        if oh < 1 or ow < 1:
+            scale = f"{sh:g}" if sh == sw else f"[{sh:g}, {sw:g}]"
+            raise ShapeError(f"upsampling {h}×{w} by {scale} leaves {oh}×{ow} pixels",
+                             f"use a scale of at least {1 / min(h, w):.3g}, or give `size: [h, w]`")
+        return (c, oh, ow)
 
     def rf(self, a, ins, out):
-        # Output pixel o samples input coordinate (o + 0.5) / f - 0.5: nearest copies one
-        # input pixel, bilinear mixes two neighbours.
+        # Nearest: output pixel o copies input pixel floor(o / f), the centre o / f when f is
+        # whole. Bilinear mixes the two input pixels around coordinate (o + 0.5) / f - 0.5
+        # (torch's half-pixel rule), or o (n - 1) / (m - 1) with align_corners. A window of
+        # 2 taps is centred half a pixel after its first tap, so its padding is what puts
+        # output 0 at that coordinate: its centre is 0.5 - pad input pixels.
         _, h, w = ins[0]
         wins = []
         for n, m in ((h, out[1]), (w, out[2])):
             f = m / n
             if a["mode"] == "nearest":
                 wins.append(Window(1, 1 / f, 0))
+            elif a["align_corners"]:
+                wins.append(Window(2, (n - 1) / (m - 1) if m > 1 else 1, 0.5))
             else:
-                wins.append(Window(2, 1 / f, 0.5 - 0.5 / f))
+                wins.append(Window(2, 1 / f, 1 - 0.5 / f))
         return wins
 
     def torch_init(self, a, ins, out):
