@@ -145,22 +145,22 @@ class Padding(AttrType):
 
     def __init__(self, allow_same=True):
         self.allow_same = allow_same
+        if not allow_same:  # zeropad2d: counts of pixels, no words (its schema and message say so too)
+            self.text = "an integer ≥ 0, [h, w] or [top, bottom, left, right]"
+            self.schema = {"anyOf": self.schema["anyOf"][:2]}
 
     def check(self, value):
-        if value == "valid":
-            return (0, 0, 0, 0)
-        if value == "same" and self.allow_same:
-            return "same"
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if isinstance(value, (list, tuple)) and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-            if len(value) == 1:
-                return (value[0],) * 4
-            if len(value) == 2:
-                return (value[0], value[0], value[1], value[1])
-            if len(value) == 4:
-                return tuple(value)
+        if value in ("valid", "same") and self.allow_same:
+            return (0, 0, 0, 0) if value == "valid" else "same"
+        counts = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(counts, (list, tuple)) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            if len(counts) == 1:
+                return (counts[0],) * 4
+            if len(counts) == 2:
+                return (counts[0], counts[0], counts[1], counts[1])
+            if len(counts) == 4:
+                return tuple(counts)
         raise AttrError(f"expected {self.text}, got {value!r}")
 
 
