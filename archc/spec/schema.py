@@ -309,6 +309,9 @@ def _number_fix(want: str, inst) -> str:
     return f"write it without quotes: {inst.strip()}"
 
 
+_NAMES = {"blocks": "block", "networks": "network", "args": "argument"}  # mappings whose keys are names
+
+
 def _message(err) -> tuple[str, str]:
     v, inst = err.validator, err.instance
     if v == "required":
@@ -343,6 +346,11 @@ def _message(err) -> tuple[str, str]:
     if v == "pattern" and err.validator_value == EXPR["pattern"]:
         return (f"{short(inst)} is neither a number nor an expression",
                 "write a number, or an expression starting with $ (`$depth * 2`)")
+    if v == "pattern" and err.validator_value == IDENT and err.path and err.path[-1] in _NAMES:
+        from archc.ir.names import name_fix  # a key of blocks/networks/args: as an id is told
+
+        return (f"{_NAMES[err.path[-1]]} name {short(inst)} is not a plain identifier",
+                name_fix(str(inst)))
     if v == "pattern" and err.path and isinstance(err.path[-1], int):
         return f"{short(inst)} is not an op or block name", "write `- relu` or `- conv2d: {...}`"
     if v == "propertyNames":
