@@ -39,8 +39,11 @@ class RF:
     def text(self) -> str:
         if self.is_global:
             return "global"
-        sizes = [_num(v) for v in self.size]
-        core = f"{sizes[0]}" if len(set(sizes)) == 1 else "×".join(map(str, sizes))
+        # whole pixels as integers; a fractional field (after resizing) with two decimals on
+        # every axis, as the table's other figures (5.29 K), so that a column reads evenly
+        whole = all(float(v).is_integer() for v in self.size)
+        sizes = [f"{int(v)}" if whole else f"{v:.2f}" for v in self.size]
+        core = sizes[0] if len(set(sizes)) == 1 else "×".join(sizes)
         return core + ("" if self.aligned else " (misaligned)")
 
 

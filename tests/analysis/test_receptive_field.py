@@ -62,3 +62,18 @@ def test_upsample_to_no_pixels_is_a_located_error():
     assert [e.render() for e in info.value.errors] == [
         "<string>:4:5: error: layers[0].upsample: `upsample_1`: upsampling 2×2 by 0.4 leaves 0×0 pixels "
         "(input `input` [1, 2, 2]) — use a scale of at least 0.5, or give `size: [h, w]`"]
+
+
+def test_fields_print_with_consistent_decimals():
+    from archc.analysis.receptive_field import RF
+
+    def text(*size):
+        return RF(size, (1,) * len(size), (0,) * len(size)).text()
+
+    assert text(5, 5) == "5" and text(3, 7) == "3×7"
+    assert text(7.8, 6.75) == "7.80×6.75" and text(7, 6.5) == "7.00×6.50"  # never 7.8×6.75, 8.733×7.333
+    assert text(26 / 3, 26 / 3) == "8.67"
+    g = archc.load("archc: 1\ninput: [3, 15, 16]\nlayers:\n  - conv2d: {out: 4, kernel: 3, stride: 2}\n"
+                   "  - upsample: {size: [10, 16], mode: bilinear}\n  - conv2d: {out: 4, kernel: 3}\n")
+    # the last conv: 5 + 2 steps of the upsampled grid, whose step is the stride 2 × 7/10 (× 7/16)
+    assert g.nodes[-1].meta["rf"].text() == f"{5 + 2 * (2 * 7 / 10):.2f}×{5 + 2 * (2 * 7 / 16):.2f}"
