@@ -84,6 +84,7 @@ class Expander:
         self.dtypes: dict[str, str | None] = {INPUT: net.input_dtype}
         self.errors: list[SpecError] = []
         self.n_failed = 0
+        self.n_unknown = 0  # expressions that read an input left unknown by an earlier error
 
     # -- entry ---------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -316,6 +317,7 @@ class Expander:
         except UnknownInput as exc:
             if not self.errors:  # else the input is unknown because of an error above
                 self.error(exc.message, pos, path, exc.fix, scope)
+            self.n_unknown += 1  # `defined` must not take this None for a null variable
             return None
         except ExprError as exc:
             self.error(exc.message, pos, path, exc.fix, scope)
@@ -323,9 +325,9 @@ class Expander:
 
     def defined(self, raw, env, scope, pos, path, input_name=None):
         """A value that must not be null: (value, ok); an error is recorded when not ok."""
-        before = len(self.errors)
+        before, unknown = len(self.errors), self.n_unknown
         value = self.value(raw, env, scope, pos, path, input_name=input_name)
-        if len(self.errors) > before:
+        if len(self.errors) > before or self.n_unknown > unknown:  # reported, here or above
             return None, False
         if value is None and is_expression(raw):
             self.error(f"{raw!r} evaluates to null", pos, path,

@@ -62,3 +62,13 @@ def test_dotted_ids_name_containers_not_layers():
         " — use letters, digits and _, starting with a letter"]
     g = archc.load(head + "  - linear: {out: 4, id: a.0.b}\n  - relu: {from: a.0.b}\n")
     assert [(n.name, n.inputs) for n in g.nodes] == [("a.0.b", ["input"]), ("relu_1", ["a.0.b"])]
+
+
+def test_a_block_argument_reading_a_failed_input_is_no_follow_on_error():
+    # the block call's $input.channels is unknown because the conv failed: one error, not a
+    # second one telling the user to set a variable
+    text = ("archc: 1\ninput: [3, 8, 8]\nblocks:\n  unit:\n    args: {width: required}\n    layers:\n"
+            "      - conv2d: {out: $width, kernel: 3}\nlayers:\n  - conv2d: {out: 4, kernel: 30}\n"
+            "  - unit: {width: $input.channels}\n  - unit: {width: $input.channels * 2, repeat: 2}\n")
+    lines = errors(text)
+    assert len(lines) == 1 and lines[0].startswith("<string>:9:5: error: layers[0].conv2d: `conv2d_1`: a 30×30 kernel")
