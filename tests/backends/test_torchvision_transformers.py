@@ -9,11 +9,11 @@ Two things differ from the convolutional networks there:
 
 * torchvision keeps some tensors as bare parameters of a container module — ViT's
   ``class_token`` and ``encoder.pos_embedding``, ConvNeXt's ``features.S.B.layer_scale`` —
-  while archc's ops own a ``weight``. Pairing by order compares tensor names within a
-  layer, so these never pair by themselves (strict loading refuses, as
-  test_bare_parameters_need_the_mapping pins) and a mapping names them. ConvNeXt also
-  registers each block's layer scale *before* the block's convolution: were they paired
-  by order, block i would take block i + 1's scale, so the mapping is the safe way.
+  while archc's ops own a ``weight``; and ConvNeXt registers each block's layer scale
+  *before* the block's convolution, though it applies it after. ``load_weights`` takes
+  such a tensor as a one-tensor layer placed after its module's submodules, so they pair
+  without a mapping (by name for ViT, by order for ConvNeXt) — and with the right block:
+  test_the_comparison_can_fail shows what pairing them one block off would give.
 * torchvision starts several tensors at constants — ViT's head at zeros (every output 0),
   ConvNeXt's layer scales at 1e-6 (every block nearly the identity), every norm at (1, 0)
   — which would let a tensor loaded into the wrong place go unseen. Every tensor gets a
@@ -30,7 +30,6 @@ torch = pytest.importorskip("torch")
 models = pytest.importorskip(
     "torchvision.models", reason="torchvision is not installed (pip install -e '.[test]' adds it)")
 
-from archc.backends.torch.weights import WeightsError  # noqa: E402  (after the importorskips)
 from archc.zoo import zoo_dir  # noqa: E402
 from macs_reference import torch_macs  # noqa: E402
 
@@ -46,16 +45,12 @@ def convnext_layer_scales(depths=CONVNEXT_DEPTHS, shift: int = 0) -> dict:
             for s, d in enumerate(depths) for b in range(d)}
 
 
-MAPPING = {
-    "vit_b_16": {"class_token.weight": "class_token",
-                 "encoder.pos_embedding.weight": "encoder.pos_embedding"},
-    "convnext_tiny": convnext_layer_scales(),
-}
 # How many tensors pair by each rule: pinned so that ids drifting from torchvision's show.
-# ViT: conv_proj, encoder.ln and heads.head by name; encoder_layer_N and mlp.0/mlp.3 by order.
+# ViT: conv_proj, class_token, encoder.pos_embedding, encoder.ln and heads.head by name;
+# encoder_layer_N and mlp.0/mlp.3 by order. ConvNeXt: features.N.M... all by order.
 PAIRED = {
-    "vit_b_16": {"mapping": 2, "name": 6, "order": 144},
-    "convnext_tiny": {"mapping": 18, "order": 164},
+    "vit_b_16": {"name": 8, "order": 144},
+    "convnext_tiny": {"order": 182},
 }
 # torchvision's models: sum(p.numel() for p in model.parameters())
 PARAMS = {"vit_b_16": 86_567_656, "convnext_tiny": 28_589_128}
@@ -91,7 +86,7 @@ def test_parameters_are_torchvisions(name):
 def test_with_torchvision_weights_computes_what_torchvision_computes(name, tmp_path):
     reference, path = torchvision_file(name, tmp_path)
     ours = archc.build(name, seed=1).eval()
-    report = archc.load_weights(ours, path, mapping=MAPPING[name])  # strict
+    report = archc.load_weights(ours, path)  # strict: every tensor paired, no mapping
     assert report.complete and report.ok
     assert {how: report.count(how) for how in ("mapping", "name", "order", "counter")
             if report.count(how)} == PAIRED[name]
@@ -116,17 +111,14 @@ def test_the_comparison_can_fail(tmp_path):
         assert (ours(x) - want).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("name, unpaired", [("vit_b_16", "class_token"),
-                                            ("convnext_tiny", "features.1.0.layer_scale")])
-def test_bare_parameters_need_the_mapping(name, unpaired):
-    """Strict loading without the mapping refuses and names the tensors it could not pair."""
-    reference = getattr(models, name)(weights=None)
-    ours = archc.build(name, seed=1)
-    with pytest.raises(WeightsError) as error:
-        archc.load_weights(ours, reference.state_dict())
-    unused = [key for key, _ in error.value.report.unused]
-    assert unpaired in unused
-    assert len(unused) == len(MAPPING[name])
+def test_bare_parameters_pair_with_their_own_block():
+    """ConvNeXt's layer scales (registered before each block's layers, applied after) land
+    in the block that owns them: each archc block takes its torchvision block's tensor."""
+    reference = getattr(models, "convnext_tiny")(weights=None)
+    report = archc.load_weights(archc.build("convnext_tiny", seed=1), reference.state_dict())
+    pairs = {p.target: p.source for p in report.pairs}
+    assert {t: pairs[t] for t in convnext_layer_scales()} == convnext_layer_scales()
+    assert pairs["stage3.8.layer_scale.weight"] == "features.5.8.layer_scale"
 
 
 def vit_b_16_macs(tokens=197, width=768, mlp=3072, layers=12, classes=1000) -> int:
