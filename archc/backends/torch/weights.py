@@ -243,10 +243,60 @@ def match(target: Mapping, source: Mapping, rules: Rules | None = None, name: st
     for k in counters:
         del free_t[k]
     _by_rules(report, rules, free_t, free_s, source)
+    free_t, real_t = _bare_as_layers(free_t)
+    free_s, real_s = _bare_as_layers(free_s)
     _by_name(report, free_t, free_s)
     _by_order(report, free_t, free_s, ordered)
+    _restore(report, real_t, real_s)
     _counters(report, counters, rules, free_s, source)
     return report
+
+
+def _bare_as_layers(shapes: dict) -> tuple[dict, dict]:
+    """A tensor held directly by a module that also has submodules — torchvision's ViT
+    ``class_token`` and ``encoder.pos_embedding``, ConvNeXt's ``layer_scale``, attention's
+    ``in_proj_weight`` — is taken as a layer of its own whose one tensor is ``weight``
+    (``class_token`` -> ``class_token.weight``), as archc's one-tensor ops name it, and is
+    placed after its module's submodules (where those blocks apply it). Both sides get the
+    same treatment, so structures that agree still agree. Returns (renamed shapes, new
+    name -> real name)."""
+    containers = set()
+    for key in shapes:
+        parts = key.split(".")
+        containers.update(".".join(parts[:i]) for i in range(len(parts) - 1))
+    out, real, pending = {}, {}, []  # pending: [container, its bare keys], innermost last
+
+    def flush():
+        for bare in pending.pop()[1]:
+            out[bare + ".weight"], real[bare + ".weight"] = shapes[bare], bare
+
+    for key, shape in shapes.items():
+        while pending and not _under(key, pending[-1][0]):
+            flush()
+        module = key.rpartition(".")[0]
+        if module in containers and not _is_counter(key):
+            if not pending or pending[-1][0] != module:
+                pending.append([module, []])
+            pending[-1][1].append(key)
+        else:
+            out[key] = shape
+    while pending:
+        flush()
+    return out, real
+
+
+def _under(key: str, module: str) -> bool:
+    return not module or key.startswith(module + ".")
+
+
+def _restore(report: LoadReport, real_t: dict, real_s: dict) -> None:
+    """The real names back in the report, after pairing under _bare_as_layers' names."""
+    t, s = (lambda k: real_t.get(k, k)), (lambda k: real_s.get(k, k))
+    report.pairs = [Pair(t(p.target), s(p.source), p.how) if p.how != "mapping" else p for p in report.pairs]
+    report.conflicts = [Conflict(t(c.target), c.target_shape, s(c.source), c.source_shape, c.how)
+                        if c.how != "mapping" else c for c in report.conflicts]
+    report.missing = [(t(k), shape) for k, shape in report.missing]
+    report.unused = [(s(k), shape) for k, shape in report.unused]
 
 
 def _is_counter(key: str) -> bool:
