@@ -49,4 +49,4 @@ def test_the_digits_recipes_script_runs(tmp_path):
     assert "frozen: 6 tensors" in proc.stderr and "tensors loaded" in proc.stderr
     assert "split test  examples 359" in proc.stdout
     lines = (tmp_path / "runs" / "lenet5" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 2 + 5  # EPOCHS=2, then resumed for 5 more
