@@ -37,12 +37,13 @@ def read_model(spec, weights, overrides=None, preset=None):
     path = Path(weights)
     if path.is_dir():
         path = next((p for p in (path / "best.pt", path / "last.pt") if p.is_file()), path / "best.pt")
+    from archc.backends.torch.weights import WeightsError, load_weights, refusal
+
     model = build(graph, seed=0)
     try:
-        model.load_state_dict(ckpt.model_state(ckpt.load(path)))
-    except RuntimeError as exc:
-        raise TrainError(f"{path}: does not fit this network ({str(exc).splitlines()[0]})",
-                         "give the weights of a run of this spec") from None
+        load_weights(model, ckpt.model_state(ckpt.load(path)))
+    except WeightsError as exc:
+        raise TrainError(refusal(exc, f"--weights {path}")) from None
     return graph, model.eval()
 
 

@@ -194,3 +194,36 @@ def test_ops_unknown_name_suggests_and_exits_1():
     assert result.exit_code == 1
     assert result.stderr.splitlines() == ["archc: error: unknown op `conv2` — did you mean `conv2d` or `conv3d` or "
                                           "`conv1d`?"]
+
+
+# -- weights that do not fit ------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "lenet5"],
+    ["export", "lenet5", "-o", "{tmp}/m.onnx"],
+    ["infer", "lenet5", "--input", "{tmp}/x.npy"],
+])
+def test_weights_that_do_not_fit_say_what_does_not(tmp_path, command):
+    # every command names the conflicts, the leftovers with their shapes and a did-you-mean,
+    # in one line (the builder is pinned in tests/backends/test_torch_weights.py)
+    pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from weights_cases import NEAR_MISFIT, near_lenet5
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
+    weights = near_lenet5(tmp_path / "near.pt")
+    result = run(*[a.format(tmp=tmp_path) for a in command], "--weights", str(weights), debug=False)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"archc: error: --weights {weights} {NEAR_MISFIT}\n"
+    assert not (tmp_path / "m.onnx").exists()
+    torch = pytest.importorskip("torch")
+    import archc
+
+    other = tmp_path / "mnist_cnn.pt"  # another network altogether (was "0 tensors paired ()" for some)
+    torch.save(archc.build("mnist_cnn", seed=0).state_dict(), other)
+    result = run(*[a.format(tmp=tmp_path) for a in command], "--weights", str(other), debug=False)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"archc: error: --weights {other} does not fit this network: 7 shape conflicts "
+                                    "(network vs weights: output.weight (10, 84) vs output.weight (10, 128), ")
+    assert "; 2 network tensors without a source (f6.weight (84, 120), f6.bias (84,)); 1 paired — " in result.stderr
+    assert result.stderr.count("\n") == 1

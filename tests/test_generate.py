@@ -81,7 +81,8 @@ def test_weights_of_another_network_are_refused(tmp_path):
     torch.save(archc.build(SPEC, overrides=dict(OVERRIDES, width=16), seed=0).state_dict(), other)
     result = generate("--weights", str(other), "--prompt", "a")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"archc: error: {other}: does not fit this network (")
+    assert result.stderr.startswith(f"archc: error: --weights {other} does not fit this network: ")
+    assert "shape conflicts (network vs weights: " in result.stderr  # width 16 against the spec's
     assert "\n" not in result.stderr.rstrip("\n")
 
 

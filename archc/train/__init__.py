@@ -50,10 +50,12 @@ def evaluate(spec: str, weights: str, network: str | None = None, *, overrides: 
     part = {"test": splits.test, "val": splits.val, "train": splits.train}.get(split)
     if part is None:
         raise TrainError(f"the data has no {split} split", "choose --split test, val or train")
-    try:
-        model.load_state_dict(ckpt.model_state(ckpt.load(weights, device)))
-    except RuntimeError as exc:
-        raise TrainError(f"{weights}: does not fit this network ({str(exc).splitlines()[0]})") from None
+    from archc.backends.torch.weights import WeightsError, load_weights, refusal
+
+    try:  # names, then order and shape, as everywhere (archc/backends/torch/weights.py)
+        load_weights(model, ckpt.model_state(ckpt.load(weights, device)))
+    except WeightsError as exc:
+        raise TrainError(refusal(exc, f"--weights {weights}")) from None
     ctx = Context(cfg, graph, model, splits, task, device, None, quiet)
     with torch.no_grad():
         return {"split": split, "examples": len(part)} | SupervisedTrainer(ctx).evaluate(part, "")

@@ -48,16 +48,14 @@ def _foreign(model, state: dict, path: str, say) -> dict:
     """Names that are not archc's (torchvision, a hand-written module): the torch backend's
     weight mapping pairs them by order and shape (archc/backends/torch/weights.py)."""
     try:
-        from archc.backends.torch.weights import WeightsError, load_weights
+        from archc.backends.torch.weights import WeightsError, load_weights, refusal
     except ImportError:  # an archc without the mapping: archc checkpoints only
         raise TrainError(f"{path}: its tensor names are not this network's (e.g. {next(iter(state), '?')!r})",
                          "give an archc checkpoint") from None
     try:
         report = load_weights(model, state, strict=False)
     except WeightsError as exc:
-        raise TrainError(f"{path}: {str(exc).splitlines()[0]}",
-                         "map the names with archc.load_weights(model, file, mapping=...) and save an "
-                         "archc checkpoint") from None
+        raise TrainError(refusal(exc, f"--init-from {path}")) from None
     loaded = sorted(p.target for p in report.pairs)
     if not loaded:
         raise TrainError(f"{path}: no tensor of the file fits the network by name, order or shape")

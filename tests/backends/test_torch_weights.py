@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from archc.backends.torch.weights import WeightsError, match, read_mapping  # noqa: E402
+from weights_cases import NEAR_MISFIT, near_lenet5  # noqa: E402
 
 # conv (no bias) + batch norm + linear head, ids chosen unlike torch's Sequential numbers
 SPEC = """archc: 1
@@ -324,3 +325,19 @@ def test_importing_archc_does_not_import_torch():
     code = ("import sys, archc; assert 'load_weights' in archc.__all__; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_refusal_says_what_does_not_fit_in_its_first_line(tmp_path):
+    path = near_lenet5(tmp_path / "near.pt")
+    with pytest.raises(WeightsError) as err:
+        archc.load_weights(archc.build("lenet5"), path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"refused to load: {path} {NEAR_MISFIT}"
+    assert "  aux.weight (3, 3)" in lines  # then the whole report
+
+
+def test_a_misfit_lists_the_first_three_of_each_kind():
+    report = match({f"l{i}.weight": (2,) for i in range(5)}, {f"l{i}.weight": (3,) for i in range(5)})
+    assert report.misfit("W", fix="F") == (
+        "W does not fit this network: 5 shape conflicts (network vs weights: l0.weight (2,) vs l0.weight (3,), "
+        "l1.weight (2,) vs l1.weight (3,), l2.weight (2,) vs l2.weight (3,), and 2 more); nothing paired — F")

@@ -110,12 +110,12 @@ def build_module(graph, weights, seed):
     model = build(graph, seed=seed).eval()
     extra = {}
     if weights is not None:
-        from archc.backends.torch.weights import WeightsError, load_weights
+        from archc.backends.torch.weights import WeightsError, load_weights, refusal
 
         try:
             load_weights(model, str(weights))
         except WeightsError as exc:
-            raise OnnxError(f"--weights {weights}: {str(exc).splitlines()[0]}") from None
+            raise OnnxError(refusal(exc, f"--weights {weights}")) from None
         except Exception as exc:  # torch.load's many ways to refuse a file that is no checkpoint
             raise OnnxError(f"--weights {weights}: not a readable state_dict ({type(exc).__name__})") from None
         extra = run_data(weights)

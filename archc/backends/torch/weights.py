@@ -45,6 +45,9 @@ COUNTER = "num_batches_tracked"
 # Where training checkpoints commonly keep the state_dict, tried in this order.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
 TEXT_LIMIT = 40  # lines per section of the readable report
+MISFIT_SHOWN = 3  # tensors named per kind of problem in a refusal's one line
+MISFIT_FIX = ("give the weights of a run of this spec; another model's load through "
+              "archc.load_weights(model, FILE, mapping=...) (docs/weights.md)")
 
 
 class WeightsError(Exception):
@@ -142,6 +145,44 @@ class LoadReport:
 
     def __str__(self) -> str:
         return self.text()
+
+    def misfit(self, subject: str | None = None, fix: str = MISFIT_FIX, limit: int = MISFIT_SHOWN) -> str:
+        """Why these weights do not fit, in one line — the message of every refusal (the
+        API's, evaluate's, export's, infer's, generate's): how many shape conflicts, mapping
+        entries naming nothing, model tensors without a source and source tensors left
+        unused, the first ``limit`` of each with their shapes, a leftover with the closest
+        name on the other side (did you mean), then ``— fix``."""
+        conflicts = [f"{c.target} {_shape(c.target_shape)} vs {c.source} {_shape(c.source_shape)}"
+                     for c in self.conflicts]
+        missing = [f"{k} {_shape(s)}{_closest(k, self.unused)}" for k, s in self.missing]
+        unused = [f"{k} {_shape(s)}{_closest(k, self.missing)}" for k, s in self.unused]
+        parts = [_some(conflicts, "shape conflict", "shape conflicts", limit, " (network vs weights: "),
+                 _some(self.bad_rules, "mapping entry naming no tensor", "mapping entries naming no tensor", limit),
+                 _some(missing, "network tensor without a source", "network tensors without a source", limit),
+                 _some(unused, "tensor of the weights not used", "tensors of the weights not used", limit)]
+        paired = f"; {len(self.pairs)} paired" if self.pairs else "; nothing paired"
+        return (f"{subject or self.source} does not fit this network: "
+                + "; ".join(p for p in parts if p) + paired + f" — {fix}")
+
+
+def _some(items: list, one: str, many: str, limit: int, opening: str = " (") -> str:
+    """``3 shape conflicts (a, b, c, and 4 more)``, or '' when there are none."""
+    if not items:
+        return ""
+    more = f", and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{len(items)} {one if len(items) == 1 else many}{opening}{', '.join(items[:limit])}{more})"
+
+
+def _closest(key: str, others: list) -> str:
+    """`` [did you mean X (shape)?]`` for the leftover on the other side whose name is closest."""
+    shapes = dict(others)
+    close = difflib.get_close_matches(key, list(shapes), n=1, cutoff=0.6)
+    return f" [did you mean {close[0]} {_shape(shapes[close[0]])}?]" if close else ""
+
+
+def refusal(exc: "WeightsError", subject: str) -> str:
+    """A command's one-line message for a refused load: the report's misfit, else the error."""
+    return exc.report.misfit(subject) if exc.report is not None else f"{subject}: {exc}"
 
 
 def _shape(shape) -> str:
@@ -515,9 +556,9 @@ def load_weights(model: torch.nn.Module, source, mapping="auto", strict: bool = 
     shapes = {k: v.shape for k, v in target.items() if isinstance(v, torch.Tensor)}
     report = match(shapes, {k: v.shape for k, v in state.items()}, rules, name, ordered)
     if not report.ok:
-        raise WeightsError(f"refused to load: {report.text()}", report)
+        raise WeightsError(f"refused to load: {report.misfit()}\n{report.text()}", report)
     if strict and not report.complete:
-        raise WeightsError("refused to load (strict=True: every tensor must be paired; pass "
-                           f"strict=False to load the pairs anyway): {report.text()}", report)
+        fix = f"strict=False loads the {len(report.pairs)} pairs anyway; {MISFIT_FIX}"
+        raise WeightsError(f"refused to load: {report.misfit(fix=fix)}\n{report.text()}", report)
     model.load_state_dict({p.target: state[p.source] for p in report.pairs}, strict=False)
     return report
