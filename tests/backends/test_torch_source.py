@@ -191,7 +191,7 @@ def test_generated_code_uses_only_its_own_names(stem, network, overrides):
 # --------------------------------------------------------------------------- injection
 
 BAD_IDS = ["a\nimport os", "x; import os", "__import__", "__class__", "a b", "a'b", 'a")', "é",
-           "a\n", "self", "1abc", "a.b"]
+           "a\n", "self", "1abc", "a..b", "a.__class__", "a.self", "0.a"]  # a.b is a dotted id (a container)
 
 
 @pytest.mark.parametrize("bad", BAD_IDS)
