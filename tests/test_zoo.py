@@ -78,8 +78,9 @@ EXPECTED = {
     # LSTM 4·64·(8 + 64) + 8·64 and the head 64·10 + 10; MACs 8 steps · 4 gates · (8·64 + 64·64) + 640
     # GPT-2 small (Radford et al. 2019): tests/test_gpt2.py derives both numbers
     ("gpt2", None): (124_439_808, 0, 145_824_153_600, (1024, 50257)),
-    # wte 256·128 + wpe 128·128 + 4 blocks of 12·128² + 13·128 + ln_f 2·128 (lm_head tied)
-    ("gpt_tiny", None): (842_496, 0, 4 * (12 * 128 * 128 ** 2 + 2 * 128 ** 2 * 128) + 128 * 128 * 256, (128, 256)),
+    # wte 256·128 + wpe 64·128 + 4 blocks of 12·128² + 13·128 + ln_f 2·128 (lm_head tied);
+    # MACs over 64 tokens: 4 blocks of 12·L·D² + 2·L²·D, the head L·D·256
+    ("gpt_tiny", None): (834_304, 0, 4 * (12 * 64 * 128 ** 2 + 2 * 64 ** 2 * 128) + 64 * 128 * 256, (64, 256)),
     # conv 8·32·3 + 32, BN 2·32, conv 32·64·3 + 64, BN 2·64, head 64·10 + 10; MACs 8 positions · weights
     ("conv1d_digits", None): (7_850, 2 * 96 + 2, 8 * (8 * 32 * 3 + 32 * 64 * 3) + 640, (10,)),
     ("lstm_digits", None): (19_594, 0, 8 * 4 * (8 * 64 + 64 * 64) + 640, (10,)),
