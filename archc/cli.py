@@ -109,6 +109,10 @@ class ArchcGroup(click.Group):
                        f"{exc.name!r}, which is not installed — pip install 'archc[{extra}]'",
                        err=True)
             sys.exit(1)
+        except BrokenPipeError:  # `archc ops | head`: the reader left; say nothing more
+            # the interpreter flushes stdout again at exit: point it at /dev/null (Python's recipe)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:  # noqa: BLE001 (the last line of defence)
             if os.environ.get("ARCHC_DEBUG"):
                 raise

@@ -227,3 +227,14 @@ def test_weights_that_do_not_fit_say_what_does_not(tmp_path, command):
                                     "(network vs weights: output.weight (10, 84) vs output.weight (10, 128), ")
     assert "; 2 network tensors without a source (f6.weight (84, 120), f6.bias (84,)); 1 paired — " in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`archc ops | head -1`: the pipe closes under archc; no 'internal error', no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"'{sys.executable}' -m archc ops | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.startswith("adaptive_avgpool1d") and proc.stdout.count("\n") == 1
+    assert proc.stderr == ""
