@@ -97,9 +97,10 @@ def forward_ratio(name: str, batch: int, length: int, reps: int, device: str) ->
         pair = [(a, ours), (b, theirs)] if i % 2 == 0 else [(b, theirs), (a, ours)]
         for times, model in pair:
             times.append(seconds(model, x, device))
+    ratios = [x / y for x, y in zip(a, b)]
     return {"model": name, "input": list(x.shape), "reference": reference,
             "ours_s": statistics.median(a), "reference_s": statistics.median(b),
-            "ratio": statistics.median(x / y for x, y in zip(a, b)), "max_abs_diff": diff}
+            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)], "max_abs_diff": diff}
 
 
 def torchinfo_totals() -> str:
@@ -132,6 +133,7 @@ def main() -> None:
         figures.append(f)
         print(f"{name} forward {f['input']} on {args.device} ({args.threads} threads): archc {f['ours_s']:.3f} s, "
               f"{f['reference']} {f['reference_s']:.3f} s, ratio {f['ratio']:.3f} "
+              f"({f['ratio_range'][0]:.3f}–{f['ratio_range'][1]:.3f}) "
               f"(max |diff| {f['max_abs_diff']:.1e})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
