@@ -162,7 +162,7 @@ def validate(spec, sets, preset, fmt, target):
 
         from archc.report.table import render
 
-        console = Console(width=100 if not sys.stdout.isatty() else None)
+        console = Console(width=80 if not sys.stdout.isatty() else None)  # piped: 80 columns
         for g in graphs:
             render(g, console)
 

@@ -47,6 +47,8 @@ class Graph:
     summary: object = None  # archc.analysis.analyse.Summary, once analysed
     input_dtype: str = "float32"  # "int64" for token ids
     input_vocab: int | None = None  # token ids lie in [0, input_vocab)
+    preset: str | None = None  # the variant: the --preset chosen and the --set overrides
+    overrides: dict = field(default_factory=dict)  # (archc/report/variant.py names it)
 
     def node(self, name: str) -> Node:
         """The node called ``name``; O(1) through a name -> position index that is

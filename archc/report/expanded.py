@@ -8,6 +8,7 @@ from __future__ import annotations
 import yaml
 
 from archc.ir.graph import Graph
+from archc.report import variant
 
 
 def _plain(v):
@@ -48,8 +49,13 @@ def _dump(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
 
 
+def _header(g: Graph) -> str:
+    """Where the expansion came from: the file, the variant (preset, --set) and the hash."""
+    return " ".join(["# expanded from", g.file, *variant.args(g), f"(spec hash {g.spec_hash})"]) + "\n"
+
+
 def render(g: Graph) -> str:
-    return f"# expanded from {g.file} (spec hash {g.spec_hash})\n" + _dump({"archc": 1, "name": g.name, **_network(g)})
+    return _header(g) + _dump({"archc": 1, "name": g.name, **_network(g)})
 
 
 def render_all(graphs: list[Graph]) -> str:
@@ -58,4 +64,4 @@ def render_all(graphs: list[Graph]) -> str:
         return render(graphs[0])
     g = graphs[0]
     doc = {"archc": 1, "networks": {g.name: _network(g) for g in graphs}}
-    return f"# expanded from {g.file} (spec hash {g.spec_hash})\n" + _dump(doc)
+    return _header(g) + _dump(doc)

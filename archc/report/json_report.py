@@ -8,6 +8,7 @@ import json
 
 from archc.gcpause import gc_paused
 from archc.ir.graph import Graph
+from archc.report import variant
 
 FORMAT = "archc.report/1"
 
@@ -19,6 +20,9 @@ def graph_dict(g: Graph) -> dict:
         "name": g.name,
         "file": g.file,
         "spec_hash": g.spec_hash,
+        "preset": g.preset,
+        "overrides": variant.overrides_json(g),
+        "variant_hash": variant.variant_hash(g),
         "input_shape": list(g.input_shape),
         "input_dtype": g.input_dtype,
         "output_shape": outs[0] if len(outs) == 1 else None,
@@ -26,6 +30,7 @@ def graph_dict(g: Graph) -> dict:
         "total_params": s.total_params,
         "trainable_params": s.trainable_params,
         "non_trainable": s.non_trainable,
+        "frozen_params": s.frozen_params,
         "buffers": s.buffers,
         "macs": s.macs,
         "weight_bytes": s.weight_bytes,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from archc.ir.graph import Graph
 from archc.report.table import rows, totals
+from archc.report import variant
 
 
 def render(g: Graph) -> str:
-    out = [f"### {g.name}", "", "| Layer | Op | Output shape | Params | MACs | RF |",
+    out = [f"### {variant.label(g)}", "", "| Layer | Op | Output shape | Params | MACs | RF |",
            "|---|---|---|---:|---:|---:|"]
     for depth, label, op, shape, params, macs, rf in rows(g):
         name = "&nbsp;&nbsp;" * depth + (f"**{label}**" if not shape else f"`{label}`")

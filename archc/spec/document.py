@@ -60,6 +60,7 @@ class Document:
     text_hash: str
     description: str = ""
     imported_files: list[str] = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)  # the --set values applied (reports name the variant)
 
 
 def read_text(path: str) -> str:
@@ -120,7 +121,7 @@ def load_document(path: str | None = None, text: str | None = None, preset: str 
     networks = _networks(tree, env, file, overrides or {})
     return Document(file, networks, blocks, sorted(tree.get("presets", {})), preset,
                     hashlib.sha256(text.encode()).hexdigest()[:16], tree.get("description", ""),
-                    imported)
+                    imported, dict(overrides or {}))
 
 
 def _kind(value) -> str:

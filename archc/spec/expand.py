@@ -104,7 +104,8 @@ class Expander:
             raise SpecErrors.one("the network has no layers", self.net.pos, fix="add layers")
         return Graph(self.net.name, self.net.input, self.nodes, [o for o in outputs if o],
                      self.doc.file, self.doc.text_hash, self.net.train, dict(self.net.env),
-                     input_dtype=self.net.input_dtype, input_vocab=self.net.input_vocab)
+                     input_dtype=self.net.input_dtype, input_vocab=self.net.input_vocab,
+                     preset=self.doc.preset, overrides=dict(self.doc.overrides))
 
     def error(self, message, pos, path, fix="", scope: Scope | None = None):
         self.errors.append(SpecError(message, pos, path, fix, list(scope.notes) if scope else []))

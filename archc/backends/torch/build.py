@@ -20,7 +20,7 @@ import types
 
 import torch
 
-from archc.backends.torch.codegen import as_graph, class_name, generate, generate_source  # noqa: F401
+from archc.backends.torch.codegen import as_graph, class_name, generate, generate_source, model_class  # noqa: F401
 
 _CLASSES: dict[str, type] = {}  # source hash -> compiled class (building twice is cheap)
 
@@ -58,7 +58,7 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     """
     graph = as_graph(spec, network, overrides, preset)
     source = generate(graph, init, return_all)
-    cls = compile_source(source, class_name(graph.name))
+    cls = compile_source(source, model_class(graph))
     train = graph.train if isinstance(graph.train, dict) else {}
     if seed is None and isinstance(train.get("seed"), int):
         seed = train["seed"]
