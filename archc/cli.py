@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from archc.completion import SpecType
 from archc.errors import SpecErrors
 
 FORMATS = ["table", "json", "markdown"]
@@ -71,7 +72,8 @@ def load_graphs(spec: str, sets, preset, all_networks=True):
         report_errors(exc)
 
 
-spec_argument = click.argument("spec", metavar="SPEC[:NETWORK]")
+# SpecType completes spec files, folders, zoo names and FILE:NETWORK in the shell
+spec_argument = click.argument("spec", metavar="SPEC[:NETWORK]", type=SpecType())
 set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                           help="Override a variable (or input, train.KEY); VALUE is YAML.")
 preset_option = click.option("--preset", default=None, help="Choose a named preset of variables.")
@@ -381,7 +383,7 @@ def _run_training(fn):
 
 
 @main.command()
-@click.argument("spec", metavar="SPEC[:NETWORK]", required=False)
+@click.argument("spec", metavar="SPEC[:NETWORK]", type=SpecType(), required=False)
 @click.option("--data", default=None, metavar="SOURCE",
               help="digits (default), an .npz file, an image folder, an MNIST or CIFAR-10 folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
