@@ -49,17 +49,33 @@ def report_errors(exc: SpecErrors) -> None:
     sys.exit(1)
 
 
+class UsageLine(click.UsageError):
+    """A usage error that needs no usage text (a path that is not there): one line, exit 2,
+    the same in every command."""
+
+    def show(self, file=None):
+        click.echo(f"archc: error: {self.message}", err=True)
+
+
 def resolve_spec(spec: str) -> str:
     from archc.api import split_target
+    from archc.validate_many import missing_message
     from archc.zoo import resolve
 
     spec = resolve(spec)
     path, _ = split_target(spec)
     if not Path(path).exists():
-        raise click.BadParameter(f"no such file: {path}", param_hint="SPEC")
+        raise UsageLine(missing_message(path))
     if Path(path).is_dir():
-        raise click.BadParameter(f"{path} is a folder, not a spec file", param_hint="SPEC")
+        raise UsageLine(f"{path} is a folder, not a spec file")
     return spec
+
+
+def require_file(path, option: str, what: str = "file") -> None:
+    """A file (or folder) named by an option (--weights, --input, --resume) must be there:
+    said in one line, exit 2, before anything slow is imported."""
+    if path is not None and not Path(path).exists():
+        raise UsageLine(f"{option}: no such {what}: {path}")
 
 
 def load_graphs(spec: str, sets, preset, all_networks=True):
@@ -133,21 +149,74 @@ def main():
 
 
 @main.command()
-@spec_argument
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC[:NETWORK]...", type=SpecType())
 @set_option
 @preset_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="table (the default for one spec), json or markdown; several specs without "
+                   "--format print one line each.")
 @click.option("--target", type=click.Choice(["torch", "onnx"]), default=None,
               help="Also check that every op can be compiled for this backend.")
-def validate(spec, sets, preset, fmt, target):
-    """Validate SPEC and print its shape-and-parameter report.
+def validate(specs, sets, preset, fmt, target):
+    """Validate each SPEC and print its shape-and-parameter report.
 
-    A file with several networks reports each; SPEC:NAME picks one."""
-    graphs = load_graphs(spec, sets, preset)
-    if target == "onnx":
-        check_onnx_target(graphs)
-    if target in ("torch", "onnx"):  # the ONNX export goes through the torch module
-        check_torch_target(graphs)
+    SPEC is a spec file (FILE:NAME picks one of its networks), a zoo name, a folder (every
+    *.yaml and *.yml below it, hidden folders skipped) or - (the spec on standard input).
+    Every spec is checked even after one fails; with several, a summary line ends the
+    output, and the exit status is the worst: 0 all valid, 1 spec errors, 2 a path that is
+    not there. --format json prints the report, or the errors, as JSON (docs/json.md)."""
+    from archc.validate_many import Outcome, check, expand_inputs, read_stdin_once, summary_line
+
+    overrides = parse_sets(sets)
+    inputs = expand_inputs(specs)
+    several = len(inputs) > 1 or any(Path(a).is_dir() for a in specs)  # a folder: a summary too
+    read = read_stdin_once(lambda: sys.stdin.buffer)
+    outcomes = []
+    for item in inputs:
+        outcome = item if isinstance(item, Outcome) else check(item, overrides, preset, target, read)
+        outcomes.append(outcome)
+        show_outcome(outcome, fmt or ("table" if not several else None), several)
+    if several:
+        click.echo(summary_line(outcomes), err=True)
+        if fmt == "json":
+            from archc.report.errors_json import dumps, results_document
+
+            click.echo(dumps(results_document(outcomes)))
+    sys.exit(max(o.exit_code for o in outcomes))
+
+
+def show_outcome(o, fmt, several: bool) -> None:
+    """One spec's result: the report (or a line) on stdout, errors on stderr. In JSON with
+    several specs, stdout gets one document at the end instead."""
+    if o.status == "valid":
+        if fmt is None:
+            click.echo(f"{o.file}: valid ({_networks_line(o.graphs)})")
+        elif not (several and fmt == "json"):
+            show_reports(o.graphs, fmt)
+        return
+    if o.not_found:
+        click.echo(f"archc: error: {o.not_found}", err=True)
+    else:
+        for e in o.errors:
+            click.echo(e.render(), err=True)
+        n = len(o.errors)
+        click.echo(f"{o.file + ': ' if several else ''}{n} error{'s' if n != 1 else ''}", err=True)
+    if fmt == "json" and not several:
+        from archc.report.errors_json import dumps, outcome_errors
+
+        click.echo(dumps(outcome_errors(o)))
+
+
+def _networks_line(graphs) -> str:
+    from archc.report import numbers as N
+
+    if not graphs:
+        return "a library of blocks, no network"
+    return "; ".join(f"{g.name}: {N.count(g.summary.total_params)} params" for g in graphs)
+
+
+def show_reports(graphs, fmt: str) -> None:
+    """The report of a valid spec's networks in ``fmt`` (table, json, markdown)."""
     if not graphs and fmt != "json":  # JSON says the same as {"networks": []}
         click.echo("valid: a library of blocks, no network")
         return
@@ -171,26 +240,11 @@ def validate(spec, sets, preset, fmt, target):
 
 def check_onnx_target(graphs, opset=None) -> None:
     """Ops that cannot be exported (or not at ``opset``), before any tracing (torch-free)."""
-    from archc.backends.onnx.target import DEFAULT_OPSET, target_errors
+    from archc.validate_many import onnx_target_errors
 
-    errors = [e for g in graphs for e in target_errors(g, opset or DEFAULT_OPSET, single_file=False)]
+    errors = onnx_target_errors(graphs, opset)
     if errors:
-        report_errors(SpecErrors(errors))
-
-
-def check_torch_target(graphs) -> None:
-    """Generate each network's torch source (torch-free): names that cannot be code and
-    bad `init` values are reported like any spec error."""
-    from archc.backends.torch.codegen import generate
-
-    errors = []
-    for g in graphs:
-        try:
-            generate(g)
-        except SpecErrors as exc:
-            errors += exc.errors
-    if errors:
-        report_errors(SpecErrors(errors))
+        raise SpecErrors(errors)
 
 
 @main.command()
@@ -414,6 +468,8 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
         ctx.exit(launch(passthrough_args(ctx), nproc))
     if spec is None and resume is None:
         raise click.UsageError("give SPEC, or --resume RUN_DIR")
+    require_file(resume, "--resume", "folder")
+    require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
              "seed": seed, "init_from": init_from,
@@ -451,6 +507,7 @@ def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, pres
     """Report the loss and metrics of trained weights on a data set."""
     import json
 
+    require_file(weights, "--weights")
     path, network, overrides = _train_target(spec, sets, preset)
 
     def run():
@@ -480,6 +537,7 @@ def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, pres
 @preset_option
 def generate(spec, weights, prompt, tokens, temperature, top_k, seed, sets, preset):
     """Continue a prompt with a trained language model (token ids in, [L, vocab] logits out)."""
+    require_file(weights, "--weights")
     path, network, overrides = _train_target(spec, sets, preset)
     target = f"{path}:{network}" if network else path
 
@@ -529,6 +587,7 @@ def export(spec, output, weights, opset, dynamic, single, optimize, check, sets,
     """Export SPEC[:NETWORK] to ONNX (through torch.onnx) and check it against PyTorch."""
     from archc.backends.onnx.commands import export_lines
 
+    require_file(weights, "--weights")
     graphs = load_graphs(spec, sets, preset, all_networks=False)
     check_onnx_target(graphs, opset)
     lines, ok = _onnx_errors(lambda: export_lines(graphs[0], output, weights, opset, dynamic,
@@ -554,6 +613,10 @@ def infer(model, input_file, provider, topk, output, weights, sets, preset):
     """Run MODEL.onnx with onnxruntime (or SPEC with --weights in torch) on an input file."""
     from archc.backends.onnx.commands import infer_onnx, infer_spec, is_onnx_file
 
+    if is_onnx_file(model) and not Path(model).exists():
+        raise UsageLine(f"no such file: {model}")
+    require_file(input_file, "--input")
+    require_file(weights, "--weights")
     if is_onnx_file(model):
         lines, note = _onnx_errors(lambda: infer_onnx(model, input_file, provider, topk, output))
         if note:

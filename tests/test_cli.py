@@ -85,13 +85,13 @@ def test_spec_level_option_errors_exit_1(specs, args, first):
 
 @pytest.mark.parametrize("args, says", [
     (["validate", "missing.yaml"], "no such file: missing.yaml"),
-    (["validate", "."], "is a folder, not a spec file"),
+    (["compile", ".", "--print"], "is a folder, not a spec file"),  # validate checks a folder's specs
     (["validate", "good.yaml", "--bogus"], "No such option '--bogus'"),
     (["validate", "good.yaml", "--format", "xml"], "'xml' is not one of 'table', 'json', 'markdown'"),
     (["validate", "good.yaml", "--set", "width"], "--set 'width' is not KEY=VALUE"),
     (["validate", "good.yaml", "--set", "=3"], "--set '=3' is not KEY=VALUE"),
     (["validate", "good.yaml", "--set", "width=[1, 2"], "the value is not valid YAML"),
-    (["validate"], "Missing argument 'SPEC[:NETWORK]'"),
+    (["validate"], "Missing argument 'SPEC[:NETWORK]...'"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])
 def test_usage_errors_exit_2(specs, args, says):

@@ -88,5 +88,5 @@ def test_weights_of_another_network_are_refused(tmp_path):
 
 def test_a_missing_weights_file_is_one_line(tmp_path):
     result = generate("--weights", str(tmp_path / "none.pt"), "--prompt", "a")
-    assert result.exit_code == 1
-    assert result.stderr == f"archc: error: no checkpoint at {tmp_path / 'none.pt'}\n"
+    assert result.exit_code == 2  # a missing file is a usage error, in every command
+    assert result.stderr == f"archc: error: --weights: no such file: {tmp_path / 'none.pt'}\n"

@@ -127,8 +127,8 @@ def test_optimize_rewrites_the_file_and_keeps_the_metadata(tmp_path, level):
 # -- errors: one line, exit 1 --------------------------------------------------------------
 
 def test_missing_and_corrupt_model(tmp_path):
-    assert one_error(run("infer", tmp_path / "nope.onnx", "--input", "x.npy")) == \
-        f"archc: error: no such file: {tmp_path / 'nope.onnx'}"
+    missing = run("infer", tmp_path / "nope.onnx", "--input", "x.npy")  # exit 2, as in every command
+    assert (missing.exit_code, missing.output) == (2, f"archc: error: no such file: {tmp_path / 'nope.onnx'}\n")
     (tmp_path / "bad.onnx").write_bytes(b"\x08not a protobuf" * 20)
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
     line = one_error(run("infer", tmp_path / "bad.onnx", "--input", tmp_path / "x.npy"))
@@ -146,8 +146,8 @@ def test_wrong_input_shape_and_dtype(lenet, tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"junk")
     assert one_error(run("infer", path, "--input", tmp_path / "junk.npy")).startswith(
         f"archc: error: {tmp_path / 'junk.npy'}: not a readable NumPy file")
-    assert one_error(run("infer", path, "--input", tmp_path / "none.npy")) == \
-        f"archc: error: no such input file: {tmp_path / 'none.npy'}"
+    missing = run("infer", path, "--input", tmp_path / "none.npy")  # exit 2, as in every command
+    assert (missing.exit_code, missing.output) == (2, f"archc: error: --input: no such file: {tmp_path / 'none.npy'}\n")
 
 
 def test_spec_that_cannot_be_exported_is_refused_before_tracing(tmp_path, monkeypatch):

@@ -167,7 +167,7 @@ def test_evaluate_rejects_weights_of_another_network(tiny, tmp_path):
     r = run("evaluate", tiny, "--weights", tmp_path / "run" / "best.pt", "--set", "classes=4")
     assert r.exit_code == 1 and "does not fit this network" in r.output
     r = run("evaluate", tiny, "--weights", tmp_path / "nothing.pt")
-    assert r.exit_code == 1 and "no checkpoint at" in r.output
+    assert r.exit_code == 2 and r.output == f"archc: error: --weights: no such file: {tmp_path / 'nothing.pt'}\n"
 
 
 def test_a_run_directory_holding_a_run_is_never_replaced_silently(tiny, tmp_path):
