@@ -157,7 +157,9 @@ def main():
                    "--format print one line each.")
 @click.option("--target", type=click.Choice(["torch", "onnx"]), default=None,
               help="Also check that every op can be compiled for this backend.")
-def validate(specs, sets, preset, fmt, target):
+@click.option("--stdin-name", default=None, metavar="FILE",
+              help="The file that - stands for (an editor's buffer): errors name it, imports are found beside it.")
+def validate(specs, sets, preset, fmt, target, stdin_name):
     """Validate each SPEC and print its shape-and-parameter report.
 
     SPEC is a spec file (FILE:NAME picks one of its networks), a zoo name, a folder (every
@@ -173,7 +175,7 @@ def validate(specs, sets, preset, fmt, target):
     read = read_stdin_once(lambda: sys.stdin.buffer)
     outcomes = []
     for item in inputs:
-        outcome = item if isinstance(item, Outcome) else check(item, overrides, preset, target, read)
+        outcome = item if isinstance(item, Outcome) else check(item, overrides, preset, target, read, stdin_name)
         outcomes.append(outcome)
         show_outcome(outcome, fmt or ("table" if not several else None), several)
     if several:

@@ -90,15 +90,17 @@ def expand_inputs(args) -> list[str | Outcome]:
     return inputs
 
 
-def check(spec: str, overrides: dict, preset, target, read_stdin) -> Outcome:
+def check(spec: str, overrides: dict, preset, target, read_stdin, stdin_name=None) -> Outcome:
     """Load and analyse every network of ``spec`` (and check ``target`` when given); a
-    SpecErrors becomes the Outcome's errors. Other exceptions are bugs: they propagate."""
+    SpecErrors becomes the Outcome's errors. Other exceptions are bugs: they propagate.
+    ``stdin_name``: the file that `-` stands for (an editor's unsaved buffer)."""
     from archc.api import split_target
 
     path, network = split_target(spec)
+    name = stdin_name or STDIN_NAME
     try:
         if path == STDIN:
-            graphs = _load_text(read_stdin(), network, overrides, preset)
+            graphs = _load_text(read_stdin(), name, network, overrides, preset)
         else:
             from archc.api import load_all  # looked up at call time (tests replace it)
 
@@ -107,18 +109,19 @@ def check(spec: str, overrides: dict, preset, target, read_stdin) -> Outcome:
         if target_errors:
             raise SpecErrors(target_errors)
     except SpecErrors as exc:
-        return Outcome(STDIN_NAME if path == STDIN else path, errors=exc.errors)
-    return Outcome(STDIN_NAME if path == STDIN else path, graphs=graphs)
+        return Outcome(name if path == STDIN else path, errors=exc.errors)
+    return Outcome(name if path == STDIN else path, graphs=graphs)
 
 
-def _load_text(text: str, network, overrides: dict, preset) -> list:
-    """archc.api.load_all for a spec read from standard input: errors say `<stdin>`, and
-    imports are found relative to the working directory."""
+def _load_text(text: str, name: str, network, overrides: dict, preset) -> list:
+    """archc.api.load_all for a spec read from standard input: errors name the file
+    ``name`` (`<stdin>` by default), and imports are found relative to its folder (the
+    working directory for `<stdin>`)."""
     from archc.analysis.analyse import analyse
     from archc.spec.document import load_document
     from archc.spec.expand import expand
 
-    doc = load_document(STDIN_NAME, text=text, preset=preset, overrides=overrides)
+    doc = load_document(name, text=text, preset=preset, overrides=overrides)
     graphs, errors = [], []
     for name in [network] if network else list(doc.networks):
         try:

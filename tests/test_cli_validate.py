@@ -131,6 +131,17 @@ def test_stdin_beside_files(specs):
     assert result.stderr.splitlines()[-2:] == ["<stdin>: 2 errors", "2 specs: 1 valid, 1 with errors"]
 
 
+def test_stdin_name_is_the_file_the_buffer_stands_for(specs):
+    """An editor pipes an unsaved buffer: errors name its file, imports are found beside it."""
+    (specs / "lib").mkdir()
+    (specs / "lib" / "blocks.yaml").write_text("archc: 1\nblocks:\n  head:\n    layers:\n      - linear: {out: 2}\n")
+    buffer = "archc: 1\nimports: [blocks.yaml]\ninput: [4]\nlayers:\n  - head\n  - relu: {bogus: 1}\n"
+    result = run("validate", "-", "--stdin-name", "lib/net.yaml", stdin=buffer)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("lib/net.yaml:6:"), result.stderr  # only the relu error, the import works
+    assert run("validate", "-", stdin=buffer).stderr.startswith("<stdin>:2:"), "blocks.yaml is not in ."
+
+
 # -- errors as JSON -------------------------------------------------------------------------
 
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<column>\d+): error: (?P<path>[^:]+): "
