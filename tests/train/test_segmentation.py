@@ -24,8 +24,10 @@ from archc.train.segmentation import Segmentation, SegmentationMeter, center_cro
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).parent / "specs" / "unet_tiny.yaml"
 
-# Observed on the 2-core CPU: test mean IoU 0.836, pixel accuracy 0.976 after 7 epochs
-# (432 training images of 48×48, Adam 3e-3, batch 8, seed 0); ~15 s when the machine is idle.
+# Observed on the 2-core CPU (torch 2.14.1): test mean IoU 0.894, pixel accuracy 0.985 after
+# 10 epochs (432 training images of 48×48, Adam 3e-3, batch 8, seed 0); ~40 s. After 7 epochs
+# the figure was 0.66–0.84 depending on torch's version and thread count: too close to the
+# bound to be a stable test.
 MIN_IOU = 0.75
 
 
@@ -33,7 +35,7 @@ def test_small_unet_reaches_the_stated_mean_iou_on_shapes(tmp_path):
     from archc.train import evaluate, train
 
     metrics, run_dir = train(str(TINY), out=str(tmp_path / "run"), progress="quiet")
-    assert metrics["monitor"] == "val_iou" and metrics["epochs_run"] == 7
+    assert metrics["monitor"] == "val_iou" and metrics["epochs_run"] == 10
     assert metrics["test_iou"] >= MIN_IOU, metrics
     assert metrics["test_pixel_accuracy"] >= 0.95, metrics
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
