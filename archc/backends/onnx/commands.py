@@ -37,19 +37,48 @@ def is_onnx_file(model: str) -> bool:
 
 
 def infer_onnx(model, input_file, provider: str, topk: int, output) -> tuple[list[str], str]:
-    """Run an .onnx file on ``input_file``; (lines to print, provider note)."""
+    """Run an .onnx file on ``input_file``; (lines to print, notes for stderr: one per line,
+    "" when none). The notes say when the weights are an untrained initialisation and which
+    metadata was ignored."""
     from archc.backends.onnx.inputs import read_input
     from archc.backends.onnx.runtime import OnnxModel
 
     session = OnnxModel(model, provider=provider)
-    meta = session.metadata
     shape = session.input_shape[1:]
     if not all(isinstance(d, int) for d in shape):
         raise OnnxError(f"{model}: the input's shape {session.input_shape} is not fixed beyond the batch")
+    meta, notes = fitting_metadata(session, model)
     array = read_input(input_file, shape, meta.get("normalize"))
     out = session.run(array)
     outs = meta.get("outputs") or [{}]
-    return infer_lines(out, outs[0].get("op"), meta.get("classes"), topk, output), session.note
+    lines = infer_lines(out, outs[0].get("op"), meta.get("classes"), topk, output)
+    return lines, "\n".join([session.note] * bool(session.note) + notes)
+
+
+def fitting_metadata(session, model) -> tuple[dict, list[str]]:
+    """The file's metadata without what does not fit this model (normalisation for other
+    channels, class names for another width), and the warnings to print."""
+    meta = dict(session.metadata)
+    notes = [f"warning: {model}: {p}" for p in session.metadata_problems]
+    channels = session.input_shape[1] if len(session.input_shape) == 4 else None
+    norm = meta.get("normalize")
+    if norm and len(norm["mean"]) not in (1, channels):
+        notes.append(f"warning: {model}: ignored metadata archc.normalize ({len(norm['mean'])} means "
+                     f"for an input of {channels} channels)")
+        meta.pop("normalize")
+    width = session.session.get_outputs()[0].shape[-1]
+    classes = meta.get("classes")
+    if classes and isinstance(width, int) and len(classes) != width:
+        notes.append(f"warning: {model}: ignored metadata archc.classes ({len(classes)} names "
+                     f"for {width} outputs)")
+        meta.pop("classes")
+    weights = meta.get("weights")
+    if weights and weights["source"] == "init":
+        from archc.backends.onnx.metadata import weights_line
+
+        notes.append(f"warning: {model} holds untrained weights ({weights_line(weights)}): its "
+                     "predictions mean nothing — export with --weights CKPT from archc train")
+    return meta, notes
 
 
 def infer_spec(graph, weights, input_file, topk: int, output) -> list[str]:

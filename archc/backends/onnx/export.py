@@ -108,7 +108,7 @@ def build_module(graph, weights, seed):
 
     source = generate(graph)
     model = build(graph, seed=seed).eval()
-    extra = {}
+    extra = {"weights": {"source": "init", "seed": seed}}
     if weights is not None:
         from archc.backends.torch.weights import WeightsError, load_weights, refusal
 
@@ -118,8 +118,28 @@ def build_module(graph, weights, seed):
             raise OnnxError(refusal(exc, f"--weights {weights}")) from None
         except Exception as exc:  # torch.load's many ways to refuse a file that is no checkpoint
             raise OnnxError(f"--weights {weights}: not a readable state_dict ({type(exc).__name__})") from None
-        extra = run_data(weights)
+        extra = run_data(weights) | {"weights": checkpoint_origin(weights)}
     return model, source, extra
+
+
+def checkpoint_origin(weights) -> dict:
+    """{"source": "checkpoint", "path", "epoch"}: the path as given, and the number of
+    finished epochs when the file is an ``archc train`` checkpoint (best.pt, last.pt)."""
+    origin = {"source": "checkpoint", "path": str(weights)}
+    path = Path(weights)
+    if path.suffix.lower() == ".safetensors":
+        return origin  # tensors only: no epoch to read
+    try:
+        import torch
+
+        # mmap: the tensors were read once already by load_weights; only "epoch" is wanted here
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # an old (non-zip) format cannot be mapped; its epoch stays unknown
+        return origin
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if isinstance(epoch, int) and not isinstance(epoch, bool):
+        origin["epoch"] = epoch
+    return origin
 
 
 def run_data(weights) -> dict:
@@ -129,7 +149,12 @@ def run_data(weights) -> dict:
         data = json.loads(config.read_text(encoding="utf-8")).get("data", {})
     except (OSError, ValueError, AttributeError):
         return {}
-    return {k: data[k] for k in ("classes", "normalize") if isinstance(data, dict) and data.get(k)}
+    from archc.backends.onnx.metadata import checked
+
+    if not isinstance(data, dict):
+        return {}
+    found = {k: checked(k, data.get(k)) for k in ("classes", "normalize")}
+    return {k: v for k, v in found.items() if v is not None}  # a hand-edited config.json: skip, not fail
 
 
 def _trace(model, graph, opset: int, dynamic_batch: bool, batch: int):

@@ -97,7 +97,8 @@ class OnnxModel:
 
     ``provider``: ``auto`` (CUDA when it really starts, else CPU; ``note`` says which),
     ``cpu`` or ``cuda`` (an error when CUDA cannot start). ``metadata`` holds what archc
-    wrote into the file (archc/backends/onnx/metadata.py), {} for other files.
+    wrote into the file (archc/backends/onnx/metadata.py), {} for other files;
+    ``metadata_problems`` one line per archc entry left out because it is malformed.
 
     >>> import archc, numpy as np, tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "tiny.onnx")
@@ -107,14 +108,14 @@ class OnnxModel:
     """
 
     def __init__(self, path, provider: str = "auto", threads: int | None = None):
-        from archc.backends.onnx.metadata import read
+        from archc.backends.onnx.metadata import read_checked
 
         self.path = Path(path)
         self.session, self.note = session(self.path, provider, threads)
         self.provider = self.session.get_providers()[0]
         self.input = self.session.get_inputs()[0]
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.metadata = read(self.session.get_modelmeta())
+        self.metadata, self.metadata_problems = read_checked(self.session.get_modelmeta())
 
     @property
     def input_shape(self) -> list:
