@@ -9,6 +9,9 @@ The rendered form is the contract tested in tests/test_errors.py and, for every 
 error, in tests/specs/invalid/ (tests/spec/test_invalid_specs.py)::
 
     FILE:LINE:COL: error: NODE-PATH: what is wrong — what would fix it
+
+Lint findings (archc/analysis/lint.py) are SpecErrors too, with severity ``warning`` or
+``info`` in place of ``error``; they never stop a build.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ class SpecError:
     # Extra locations that explain the error (a block template, the other side of a
     # concat); rendered as "note:" lines after the error.
     notes: list[tuple[Pos | None, str]] = field(default_factory=list)
+    # "error" stops the build; lint's "warning" and "info" (archc/analysis/lint.py) do not
+    severity: str = "error"
 
     def render(self) -> str:
-        head = f"{self.pos}: error: " if self.pos else "error: "
+        head = f"{self.pos}: {self.severity}: " if self.pos else f"{self.severity}: "
         text = head + (f"{self.path}: " if self.path else "") + self.message
         if self.fix:
             text += f" — {self.fix}"

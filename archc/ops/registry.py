@@ -336,6 +336,16 @@ def all_ops() -> dict[str, Op]:
 
 
 def suggest(name: str, candidates) -> str:
+    """A did-you-mean for ``name`` among ``candidates``: a layer name from Keras or torch
+    (`Dense`, `nn.Conv2d`) answered with its archc op first, then difflib's close matches."""
+    from archc.ops.foreign_names import archc_ops_for
+
+    candidates = list(candidates)
+    # only where op kinds are asked for (not attribute or variable names)
+    foreign = archc_ops_for(name, candidates) if any(c in REGISTRY for c in candidates) else []
+    if foreign:
+        return ("did you mean " + " or ".join(f"`{c}`" for c in foreign)
+                + f"? (archc's name for `{name}`)")
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
