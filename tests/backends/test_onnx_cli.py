@@ -61,7 +61,7 @@ def test_infer_prints_topk_with_softmax_applied(lenet, tmp_path):
     np.save(tmp_path / "x.npy", x)
     result = run("infer", path, "--input", tmp_path / "x.npy", "--topk", 3, "--provider", "cpu")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == "top-3 classes (probabilities: softmax applied to the model's logits)"
     logits = archc.OnnxModel(path, provider="cpu").run(x)
     p = np.exp(logits - logits.max(1, keepdims=True))
@@ -101,6 +101,82 @@ def test_infer_a_spec_with_weights_equals_the_exported_file(tmp_path):
                  "-o", tmp_path / "y.npy")
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
+
+
+def test_untrained_weights_are_recorded_and_warned_about(lenet, tmp_path):
+    path, _ = lenet
+    assert archc.OnnxModel(path, provider="cpu").metadata["weights"] == {"source": "init", "seed": 0}
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
+    result = run("infer", path, "--input", tmp_path / "x.npy", "--provider", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"warning: {path} holds untrained weights (the spec's initialisation, seed 0): "
+                             "its predictions mean nothing — export with --weights CKPT from archc train\n")
+    assert result.stdout.startswith("top-5 classes")
+
+
+def fake_run(folder, seed=3, epoch=7):
+    """A run folder as `archc train` leaves it: best.pt ({"model", "epoch"}) beside
+    config.json, whose data section holds the class names and the normalisation."""
+    import json
+
+    folder.mkdir()
+    model = archc.build(TINY, seed=seed).eval()
+    torch.save({"model": model.state_dict(), "epoch": epoch, "metrics": {}}, folder / "best.pt")
+    data = {"classes": ["zero", "one", "two", "three"], "normalize": {"mean": [0.5], "std": [0.25]}}
+    (folder / "config.json").write_text(json.dumps({"archc": archc.__version__, "data": data}))
+    return model, folder / "best.pt"
+
+
+def test_a_checkpoint_brings_its_origin_classes_and_preprocessing(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    model, ckpt = fake_run(tmp_path / "run")
+    result = run("export", tmp_path / "tiny.yaml", "-o", tmp_path / "t.onnx", "--weights", ckpt, "--no-check")
+    assert result.exit_code == 0, result.output
+    meta = archc.OnnxModel(tmp_path / "t.onnx", provider="cpu").metadata
+    assert meta["weights"] == {"source": "checkpoint", "path": str(ckpt), "epoch": 7}
+    assert meta["classes"] == ["zero", "one", "two", "three"]
+    assert meta["normalize"] == {"mean": [0.5], "std": [0.25]}
+
+    pixels = np.random.default_rng(4).integers(0, 256, (12, 10), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "img.png")
+    # the reference preprocessing, written out: grey, bilinear to 8x8, [0, 1], (x - 0.5) / 0.25
+    small = np.asarray(Image.fromarray(pixels).resize((8, 8), Image.Resampling.BILINEAR), np.float32)
+    x = ((small / 255 - 0.5) / 0.25)[None, None].astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    result = run("infer", tmp_path / "t.onnx", "--input", tmp_path / "img.png", "--provider", "cpu",
+                 "-o", tmp_path / "y.npy")
+    assert (result.exit_code, result.stderr) == (0, ""), result.output  # trained: no warning
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-4, atol=1e-5)
+    result = run("infer", tmp_path / "t.onnx", "--input", tmp_path / "img.png", "--provider", "cpu", "--topk", 2)
+    p = np.exp(want[0] - want[0].max())
+    p /= p.sum()
+    best = np.argsort(-p)[:2]
+    names = ["zero", "one", "two", "three"]
+    assert result.stdout.splitlines()[1] == "[0] " + ", ".join(f"{names[j]}: {p[j]:.4f}" for j in best)
+
+
+def test_malformed_metadata_is_ignored_with_a_warning(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    _, ckpt = fake_run(tmp_path / "run")
+    assert run("export", tmp_path / "tiny.yaml", "-o", tmp_path / "t.onnx", "--weights", ckpt,
+               "--no-check").exit_code == 0
+    proto = onnx.load(str(tmp_path / "t.onnx"))
+    edits = {"archc.classes": "zero, one, two, three",                          # not JSON
+             "archc.normalize": '{"mean": [0.5, 0.5, 0.5], "std": [1, 1, 1]}',  # for 3 channels, not 1
+             "archc.weights": '{"source": 42}', "archc.outputs": "fc"}
+    for prop in proto.metadata_props:
+        prop.value = edits.get(prop.key, prop.value)
+    onnx.save(proto, str(tmp_path / "edited.onnx"))
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
+    result = run("infer", tmp_path / "edited.onnx", "--input", tmp_path / "x.npy", "--provider", "cpu")
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 4 and all(w.startswith(f"warning: {tmp_path / 'edited.onnx'}: ignored ") for w in warnings)
+    assert any("archc.classes" in w for w in warnings) and any("archc.weights" in w for w in warnings)
+    assert any(w.endswith("ignored metadata archc.normalize (3 means for an input of 1 channel)") for w in warnings)
+    assert result.stdout.splitlines()[1].startswith("[0] class ")  # no names: indices
 
 
 def test_static_batch_and_external_data(tmp_path):

@@ -64,7 +64,7 @@ def fitting_metadata(session, model) -> tuple[dict, list[str]]:
     norm = meta.get("normalize")
     if norm and len(norm["mean"]) not in (1, channels):
         notes.append(f"warning: {model}: ignored metadata archc.normalize ({len(norm['mean'])} means "
-                     f"for an input of {channels} channels)")
+                     f"for an input of {channels} channel{'s' * (channels != 1)})")
         meta.pop("normalize")
     width = session.session.get_outputs()[0].shape[-1]
     classes = meta.get("classes")
