@@ -159,14 +159,17 @@ def main():
               help="Also check that every op can be compiled for this backend.")
 @click.option("--stdin-name", default=None, metavar="FILE",
               help="The file that - stands for (an editor's buffer): errors name it, imports are found beside it.")
-def validate(specs, sets, preset, fmt, target, stdin_name):
+@click.option("--hints", is_flag=True,
+              help="Also print info notes (channels off tensor cores' multiple of 8); warnings are always printed.")
+def validate(specs, sets, preset, fmt, target, stdin_name, hints):
     """Validate each SPEC and print its shape-and-parameter report.
 
     SPEC is a spec file (FILE:NAME picks one of its networks), a zoo name, a folder (every
     *.yaml and *.yml below it, hidden folders skipped) or - (the spec on standard input).
     Every spec is checked even after one fails; with several, a summary line ends the
     output, and the exit status is the worst: 0 all valid, 1 spec errors, 2 a path that is
-    not there. --format json prints the report, or the errors, as JSON (docs/json.md)."""
+    not there. --format json prints the report, or the errors, as JSON (docs/json.md).
+    Lint warnings (docs/spec.md#warnings) follow on stderr and never change the status."""
     from archc.validate_many import Outcome, check, expand_inputs, read_stdin_once, summary_line
 
     overrides = parse_sets(sets)
@@ -178,6 +181,7 @@ def validate(specs, sets, preset, fmt, target, stdin_name):
         outcome = item if isinstance(item, Outcome) else check(item, overrides, preset, target, read, stdin_name)
         outcomes.append(outcome)
         show_outcome(outcome, fmt or ("table" if not several else None), several)
+        show_warnings(outcome, hints, several)
     if several:
         click.echo(summary_line(outcomes), err=True)
         if fmt == "json":
@@ -207,6 +211,21 @@ def show_outcome(o, fmt, several: bool) -> None:
         from archc.report.errors_json import dumps, outcome_errors
 
         click.echo(dumps(outcome_errors(o)))
+
+
+def show_warnings(o, hints: bool, several: bool) -> None:
+    """A valid spec's lint findings on stderr, after its report: warnings, and info notes
+    with --hints. They never change the exit status."""
+    from archc.analysis.lint import lint, visible
+
+    found = [f for g in o.graphs for f in visible(lint(g), hints)]
+    for f in found:
+        click.echo(f.render(), err=True)
+    if found:
+        counts = {s: sum(f.severity == s for f in found) for s in ("warning", "info")}
+        names = {"warning": ("warning", "warnings"), "info": ("info note", "info notes")}
+        text = ", ".join(f"{n} {names[s][n != 1]}" for s, n in counts.items() if n)
+        click.echo(f"{o.file + ': ' if several else ''}{text}", err=True)
 
 
 def _networks_line(graphs) -> str:

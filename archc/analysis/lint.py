@@ -101,7 +101,7 @@ def _linear_on_map(node: Node, graph: Graph) -> list[tuple[str, str, str]]:
         return []
     axes = {2: "(C, L)", 3: "(C, H, W)", 4: "(C, D, H, W)"}.get(len(shape), f"rank {len(shape)}")
     return [(WARNING, f"{{ids}} reads a {axes} map {list(shape)} and acts on its last axis only "
-             f"({shape[-1]} of {_numel(shape)} values), giving {list(node.meta.get('shape') or ())}",
+             f"({shape[-1]} of {_numel(shape):,} values), giving {list(node.meta.get('shape') or ())}",
              "did you mean to flatten first? add `- flatten` before it (or `global_avgpool: "
              "{keepdims: false}`); to act on channels, `permute` them last first")]
 

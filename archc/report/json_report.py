@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 
+from archc.analysis.lint import lint
 from archc.gcpause import gc_paused
 from archc.ir.graph import Graph
 from archc.report import variant
+from archc.report.errors_json import error_dict
 
 FORMAT = "archc.report/1"
 
@@ -52,6 +54,8 @@ def graph_dict(g: Graph) -> dict:
             "block": ".".join(n.scope) or None,
             "source": {"file": n.pos.file, "line": n.pos.line, "col": n.pos.col} if n.pos else None,
         } for n in g.nodes],
+        # lint findings, info notes included (docs/spec.md#warnings); never errors here
+        "diagnostics": [error_dict(f, g.file) for f in lint(g)],
     }
 
 
