@@ -42,10 +42,10 @@ _HEAD_TAIL = {"identity", "dropout", "flatten", "softmax", "log_softmax", "sigmo
 
 def lint(graph: Graph) -> list[SpecError]:
     """Every finding of ``graph`` (warnings and info notes), in node order."""
-    consumers = _consumers(graph)
+    consumers, live = _consumers(graph), _live(graph)
     found: list[tuple[Node, str, str, str]] = []  # node, severity, message, fix
     for node in graph.nodes:
-        found += [(node, *f) for f in _unused(node, graph, consumers)]
+        found += [(node, *f) for f in _unused(node, graph, consumers, live)]
         found += [(node, *f) for f in _linear_on_map(node, graph)]
         found += [(node, *f) for f in _channels(node, graph, consumers)]
     return _grouped(found)
@@ -65,25 +65,30 @@ def _consumers(graph: Graph) -> dict[str, list[Node]]:
     return out
 
 
-def _unused(node: Node, graph: Graph, consumers) -> list[tuple[str, str, str]]:
+def _live(graph: Graph) -> set[str]:
+    """Every node a network output depends on."""
+    live: set[str] = set()
+    stack = list(graph.outputs)
+    while stack:
+        name = stack.pop()
+        if name != INPUT and name not in live:
+            live.add(name)
+            stack += graph.node(name).inputs
+    return live
+
+
+def _unused(node: Node, graph: Graph, consumers, live) -> list[tuple[str, str, str]]:
     if consumers[node.name] or node.name in graph.outputs:
         return []
-    feeding = _dead_ancestors(node, graph, consumers)
+    feeding = _dead_ancestors(node, graph, live)
     extra = f" (nor that of {feeding} layer{'s' if feeding != 1 else ''} feeding only it)" if feeding else ""
     return [(WARNING, "the output of {ids} is never used: no layer reads it and it is not a network "
              f"output{extra}", f"read it with `from: {node.local_name}`, list it in `outputs:`, "
              "or remove it")]
 
 
-def _dead_ancestors(node: Node, graph: Graph, consumers) -> int:
-    """How many layers upstream of ``node`` reach no network output but through it."""
-    live: set[str] = set()
-    stack = list(graph.outputs)
-    while stack:  # everything an output depends on
-        name = stack.pop()
-        if name != INPUT and name not in live:
-            live.add(name)
-            stack += graph.node(name).inputs
+def _dead_ancestors(node: Node, graph: Graph, live: set[str]) -> int:
+    """How many layers upstream of ``node`` reach no network output (but through it)."""
     dead, stack = set(), list(node.inputs)
     while stack:
         name = stack.pop()
