@@ -194,3 +194,16 @@ def test_foreign_layer_names_answer_with_the_archc_op(name, op):
 def test_archc_names_and_unrelated_words_are_not_foreign():
     assert archc_ops_for("conv2d", all_ops()) == []
     assert archc_ops_for("glorp", all_ops()) == []
+
+
+def test_the_warnings_example_of_spec_md_prints_what_the_docs_show(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    section = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text().split("\n## Warnings\n")[1]
+    spec, shown = re.findall(r"```(?:yaml|text)\n(.*?)```", section, re.S)[:2]
+    (tmp_path / "lint.yaml").write_text(spec)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["validate", "lint.yaml"])
+    assert r.exit_code == 0
+    assert r.stderr == shown
