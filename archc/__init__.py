@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 from archc.api import load, load_all  # noqa: E402
 from archc.errors import SpecError, SpecErrors  # noqa: E402
 
-__all__ = ["load", "load_all", "build", "generate_source", "load_weights", "export_onnx", "OnnxModel", "SpecError", "SpecErrors", "__version__"]
+__all__ = ["load", "load_all", "build", "feature_extractor", "generate_source", "load_weights", "export_onnx", "OnnxModel", "SpecError", "SpecErrors", "__version__"]
 
 # Names served on first use, so that `import archc` stays torch-free: name -> module.
 _LAZY = {
     "build": "archc.backends.torch.build",  # imports torch
+    "feature_extractor": "archc.backends.torch.build",  # imports torch
     "generate_source": "archc.backends.torch.codegen",
     "export_onnx": "archc.backends.onnx.export",  # imports torch and onnx
     "OnnxModel": "archc.backends.onnx.runtime",  # imports onnxruntime

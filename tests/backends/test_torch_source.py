@@ -170,6 +170,9 @@ def test_module_attribute_list_covers_torch():
 
 
 ALLOWED_NAMES = {"torch", "nn", "F", "self", "x", "Block", "super", "str", "float", "key"}
+# the print(model) helpers (codegen.LAYER_TREE) and their locals
+ALLOWED_NAMES |= {"_layer_tree", "_tree_text", "model", "layers", "root", "name", "text", "scope", "last",
+                  "level", "part", "children", "lines", "value", "title", "isinstance", "dict", "_archc_layers"}
 
 
 @pytest.mark.parametrize("stem, network, overrides", SMALL)

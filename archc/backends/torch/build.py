@@ -23,6 +23,7 @@ import torch
 from archc.backends.torch.codegen import as_graph, class_name, generate, generate_source, model_class  # noqa: F401
 
 _CLASSES: dict[str, type] = {}  # source hash -> compiled class (building twice is cheap)
+_GRAPHS: dict[type, object] = {}  # compiled class -> its graph (feature_extractor of a model)
 
 
 def compile_source(source: str, name: str) -> type:
@@ -41,7 +42,7 @@ def compile_source(source: str, name: str) -> type:
 
 
 def build(spec, network=None, overrides=None, preset=None, seed=None, init=None, *,
-          return_all: bool = False) -> torch.nn.Module:
+          return_all: bool = False, outputs=None) -> torch.nn.Module:
     """Build the PyTorch module of a spec.
 
     ``spec`` is a path (``"specs/dcgan.yaml:generator"``), a zoo name (``"resnet18"``),
@@ -50,6 +51,9 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     (otherwise the spec's ``train.init``; per-layer ``init:`` keys always apply), see
     docs/python-api.md. ``seed`` makes the initial weights reproducible without touching
     the global random state (default: the spec's ``train.seed``, else the global state).
+    ``outputs`` (ids of ``archc validate``'s report: ``["layer3", "layer4.1.relu_2"]``)
+    makes forward return a dict id -> tensor of those layers, as torchvision's
+    ``create_feature_extractor`` does; see :func:`feature_extractor`.
 
     >>> import torch, archc
     >>> model = archc.build("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n", seed=0)
@@ -57,8 +61,9 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     torch.Size([3, 2])
     """
     graph = as_graph(spec, network, overrides, preset)
-    source = generate(graph, init, return_all)
+    source = generate(graph, init, return_all, outputs=outputs)
     cls = compile_source(source, model_class(graph))
+    _GRAPHS[cls] = graph
     train = graph.train if isinstance(graph.train, dict) else {}
     if seed is None and isinstance(train.get("seed"), int):
         seed = train["seed"]
@@ -67,6 +72,40 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls()
+
+
+def feature_extractor(model_or_spec, ids, **build_args) -> torch.nn.Module:
+    """A module whose forward returns ``{id: tensor}`` for the layers ``ids`` (ids of
+    ``archc validate``'s report; a block instance's id gives the block's output), computing
+    only what they need — torchvision's ``create_feature_extractor`` for archc networks.
+
+    ``model_or_spec`` is a module made by :func:`build` (the extractor shares its
+    parameters and buffers: weights loaded into it are used, and its train/eval mode is
+    copied) or anything :func:`build` takes, built with ``build_args``. An unknown id
+    raises ValueError naming the closest ids.
+
+    >>> import torch, archc
+    >>> model = archc.build("lenet5", seed=0)
+    >>> features = archc.feature_extractor(model, ["c3", "f6"])
+    >>> {k: tuple(v.shape) for k, v in features(torch.zeros(2, 1, 32, 32)).items()}
+    {'c3': (2, 16, 5, 5), 'f6': (2, 84)}
+    """
+    if not isinstance(model_or_spec, torch.nn.Module):
+        return build(model_or_spec, outputs=ids, **build_args)
+    if build_args:
+        raise TypeError(f"{', '.join(build_args)} apply to a spec, not to a built module")
+    graph = _GRAPHS.get(type(model_or_spec))
+    if graph is None:
+        raise TypeError(f"{type(model_or_spec).__name__} was not made by archc.build in this process: "
+                        "pass the spec (a path, zoo name or YAML text) and load the weights into the result")
+    cls = compile_source(generate(graph, outputs=ids), model_class(graph))
+    _GRAPHS[cls] = graph
+    extractor = cls.__new__(cls)  # not cls(): no new weights, the model's own modules below
+    torch.nn.Module.__init__(extractor)
+    for name, child in model_or_spec.named_children():
+        extractor.add_module(name, child)
+    extractor.training = model_or_spec.training  # not .train(): the shared children keep their modes
+    return extractor
 
 
 def example_input(graph, batch: int = 2, seed: int = 0) -> torch.Tensor:

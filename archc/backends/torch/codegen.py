@@ -47,6 +47,33 @@ class Block(nn.Module):
         return self._modules[str(key)]
 '''
 
+# print(model) lists every node of the report, not only the submodules: activations, pools
+# and adds are function calls in forward (a module call costs microseconds per layer), so
+# the class's __repr__ draws the spec's layer table instead of nn.Module's child list.
+LAYER_TREE = '''
+
+
+def _layer_tree(model, layers):
+    """The text of print(model): every layer of the spec in order, nested by block; a layer
+    forward computes with a function reads ``op(...)``, the others are their modules."""
+    root = {}
+    for name, text in layers:
+        *scope, last = name.split(".")
+        level = root
+        for part in scope:
+            level = level.setdefault(part, {})
+        level[last] = text if text is not None else model.get_submodule(name)
+    return _tree_text(model._get_name(), root)
+
+
+def _tree_text(title, children):
+    lines = []
+    for key, value in children.items():
+        text = _tree_text("Block", value) if isinstance(value, dict) else str(value)
+        lines.append(f"({key}): " + text.replace("\\n", "\\n  "))
+    return f"{title}(\\n  " + "\\n  ".join(lines) + "\\n)" if lines else f"{title}()"
+'''
+
 
 # --------------------------------------------------------------------------- names
 
@@ -166,12 +193,15 @@ def _alias_of(op, node, ins) -> int | None:
     return args.index(expr) if expr in args else None
 
 
-def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]:
+def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool, outputs=None) -> list[str]:
     """The body of forward. Values live in few variables: a value's variable is reused
     once its last reader has run (``x = self.conv(x)``), unless ``return_all`` keeps every
-    value and returns them by node name (for tests)."""
-    alias, last_use, real = value_flow(graph)
-    keep = set(alias[o] for o in graph.outputs)
+    value and returns them by node name (for tests). ``outputs`` (id -> node name, from
+    :func:`resolve_outputs`) makes forward compute only what those nodes need and return
+    them as a dict by id (feature extraction)."""
+    nodes = needed(graph, outputs.values()) if outputs else graph.nodes
+    alias, last_use, real = value_flow(graph, nodes)
+    keep = set(alias[o] for o in (outputs.values() if outputs else graph.outputs))
     var = {INPUT: "x"}
     free, count, lines = [], [0], []
 
@@ -181,8 +211,8 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
         count[0] += 1
         return f"x{count[0]}"
 
-    writable = set() if return_all else _writable(graph, alias, real, keep)
-    for i, node in enumerate(graph.nodes):
+    writable = set() if return_all else _writable(graph, nodes, alias, real, keep)
+    for i, node in enumerate(nodes):
         if node.name not in real:
             var[node.name] = var[alias[node.name]]
             continue
@@ -206,17 +236,76 @@ def forward_lines(graph: Graph, tree: ModuleTree, return_all: bool) -> list[str]
     if return_all:
         items = ", ".join(f"{n.name!r}: {var[n.name]}" for n in graph.nodes)
         lines.append(f"return {{{items}}}")
+    elif outputs:
+        items = ", ".join(f"{key!r}: {var[name]}" for key, name in outputs.items())
+        lines.append(f"return {{{items}}}")
     else:
         lines.append("return " + ", ".join(var[alias[o]] for o in graph.outputs))
     return lines
 
 
-def _writable(graph: Graph, alias: dict, real: set, keep: set) -> set:
+def needed(graph: Graph, names) -> list:
+    """The nodes the values ``names`` depend on, in graph order (what a feature extractor
+    computes: nothing after the last requested layer, no branch it does not read)."""
+    todo, seen = [n for n in names if n != INPUT], set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [i for i in graph.node(name).inputs if i != INPUT]
+    return [n for n in graph.nodes if n.name in seen]
+
+
+def resolve_outputs(graph: Graph, ids) -> dict:
+    """Report ids -> the node whose value each one names: a layer's id is that layer, a
+    block instance's (``layer3``, ``layer4.1``) is its last layer (the block's output, as
+    docs/spec.md defines it), ``input`` the network input. Unknown ids raise ValueError
+    with the closest ids."""
+    import difflib
+
+    if isinstance(ids, str):
+        ids = [ids]
+    names = [n.name for n in graph.nodes]
+    last = {}  # block instance -> its last node
+    for name in names:
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            last[".".join(parts[:depth])] = name
+    known = set(names)
+    out, unknown = {}, []
+    for key in ids:
+        key = str(key)
+        if key in known or key == INPUT:
+            out[key] = key
+        elif key in last:
+            out[key] = last[key]
+        else:
+            unknown.append(key)
+    if unknown or not out:
+        choices = [INPUT, *names, *last]
+        msgs = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, choices, n=3, cutoff=0.6)
+            hint = f" (did you mean {_either(close)}?)" if close else ""
+            msgs.append(f"unknown layer id {key!r} in {graph.name!r}{hint}")
+        raise ValueError("; ".join(msgs or ["no layer ids given"])
+                         + " (the ids are those of `archc validate`'s report: a layer's dotted id, "
+                         "a block instance's id for its output, or 'input')")
+    return out
+
+
+def _either(words) -> str:
+    """['a', 'b', 'c'] -> "'a', 'b' or 'c'"."""
+    quoted = [repr(w) for w in words]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+
+
+def _writable(graph: Graph, nodes, alias: dict, real: set, keep: set) -> set:
     """Values an in-place op may overwrite: read by exactly one node (so no other reader
     — a convolution keeping its input for backward — sees it change), not the network's
     input (the caller's tensor) nor an output, made by an op whose output is writable."""
     readers = {}
-    for node in graph.nodes:
+    for node in nodes:
         if node.name in real:
             for n in node.inputs:
                 readers[alias[n]] = readers.get(alias[n], 0) + 1
@@ -234,11 +323,11 @@ def _inplace(op, node, ins, srcs, args, writable) -> tuple[str | None, str | Non
     return None, None
 
 
-def value_flow(graph: Graph):
-    """(alias: node -> the node whose value it is, last_use: value -> index of its last
-    reader, real: nodes that compute something)."""
+def value_flow(graph: Graph, nodes=None):
+    """(alias: node -> the node whose value it is, last_use: value -> index in ``nodes``
+    (default: all) of its last reader, real: nodes that compute something)."""
     alias, last_use, real = {INPUT: INPUT}, {INPUT: -1}, set()
-    for i, node in enumerate(graph.nodes):
+    for i, node in enumerate(graph.nodes if nodes is None else nodes):
         op = get_op(node.op)
         ins = [graph.shape_of(n) for n in node.inputs]
         k = _alias_of(op, node, ins)
@@ -296,17 +385,21 @@ def generate_source(spec, network=None, overrides=None, preset=None, init=None,
     return generate(as_graph(spec, network, overrides, preset), init, return_all)
 
 
-def generate(graph: Graph, init=None, return_all: bool = False, name: str | None = None) -> str:
+def generate(graph: Graph, init=None, return_all: bool = False, name: str | None = None,
+             outputs=None) -> str:
     """The source of a standalone module for ``graph`` (analysed). ``init`` is the network
     default initialisation (else ``train.init``); ``return_all`` makes forward return a
-    dict of every node's value (tests). Raises SpecErrors for names that cannot be code."""
+    dict of every node's value (tests); ``outputs`` (report ids) makes it return a dict of
+    those layers' values, computing only what they need (see :func:`resolve_outputs`).
+    Raises SpecErrors for names that cannot be code, ValueError for an unknown id."""
     from archc.backends.torch.init import plan
 
     _check_values(graph)
+    chosen = resolve_outputs(graph, outputs) if outputs is not None else None
     cls = class_name(name) if name else model_class(graph)
     tree = build_tree(graph)
     calls = plan(graph, init)
-    body = ["", "", f"class {cls}(nn.Module):", *_docstring(graph),
+    body = ["", "", f"class {cls}(nn.Module):", *_docstring(graph), *_layer_table(graph, tree),
             "    def __init__(self):", "        super().__init__()"]
     body += [f"        {line}" for line in tree.lines]
     if calls:
@@ -315,9 +408,9 @@ def generate(graph: Graph, init=None, return_all: bool = False, name: str | None
                  '        """The initialisation the spec asks for (torch\'s default elsewhere)."""']
         body += [f"        {_init_line(c, tree)}" for c in calls]
     body += ["", f"    def forward(self, x):  # x: {_batch(graph.input_shape)}"]
-    body += [f"        {line}" for line in forward_lines(graph, tree, return_all)]
+    body += [f"        {line}" for line in forward_lines(graph, tree, return_all, chosen)]
     source = "\n".join(_header(graph) + body) + "\n"
-    extra = (BLOCK_CLASS if tree.containers else "") + helpers(graph)
+    extra = (BLOCK_CLASS if tree.containers else "\n") + "\n\n" + LAYER_TREE.strip("\n") + "\n" + helpers(graph)
     if extra:
         source = source.replace("\n\n\nclass ", extra + "\n\nclass ", 1)
     ast.parse(source)  # a bug here must fail loudly, never produce a broken file
@@ -337,6 +430,28 @@ def _check_values(graph: Graph) -> None:
                     raise SpecErrors([SpecError(f"`{node.name}`: attribute {key} = {value!r} cannot be "
                                                 "compiled", node.pos, f"{node.path}.{key}",
                                                 "use a finite number")])
+
+
+def _layer_table(graph: Graph, tree: ModuleTree) -> list[str]:
+    """The class's layer table and ``__repr__``: (id, None) for a layer that is a module,
+    (id, "op(inputs, attrs)") for one computed by a function call in forward."""
+    rows = []
+    for node in graph.nodes:
+        text = None if node.name in tree.leaves else _call_text(graph, node)
+        rows.append(f"        ({node.name!r}, {text!r}),")
+    return ["    # every layer of the spec, in order: print(model) shows them all (see _layer_tree)",
+            "    _archc_layers = (", *rows, "    )", "",
+            "    def __repr__(self):", "        return _layer_tree(self, self._archc_layers)", ""]
+
+
+def _call_text(graph: Graph, node) -> str:
+    """``add(layer1.0.bn2, maxpool)``, ``avgpool2d(kernel=(2, 2), ...)``: the inputs when
+    there are several (or it is not the previous layer), then the attributes."""
+    position = graph.nodes.index(node)
+    previous = graph.nodes[position - 1].name if position else INPUT
+    args = list(node.inputs) if node.inputs != [previous] else []
+    args += [f"{k}={v!r}" for k, v in node.attrs.items()]
+    return f"{node.op}({', '.join(args)})"
 
 
 def _init_line(call, tree: ModuleTree) -> str:
