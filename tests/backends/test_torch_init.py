@@ -138,7 +138,7 @@ def test_bad_init_values_are_located_errors(layers, train, message):
 
 @pytest.mark.parametrize("default, message", [
     ({"conv2d": "he_normal", "batchnorm": "zeros"},
-     "error: init: unknown op kind 'batchnorm' in the per-kind init — did you mean `batchnorm3d` or `batchnorm2d` or `batchnorm1d`?"),
+     "error: init: unknown op kind 'batchnorm' in the per-kind init — did you mean `batchnorm2d` or `batchnorm1d` or `batchnorm3d`? (archc's name for `batchnorm`)"),
     ({"name": "he_normall"}, "error: init: unknown initialisation 'he_normall' — "
                                       "did you mean `he_normal` or `normal` or `he_uniform`?"),
 ])
