@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        ours = archc_command() + ["train", "specs/lenet5.yaml", "--quiet", "--json", "--out", f"{tmp}/run"]
+        ours = archc_command() + ["train", "specs/lenet5.yaml", "--quiet", "--json", "--out", f"{tmp}/run", "--overwrite"]
         plain = [sys.executable, "bench/plain_lenet5.py"]
         timed(ours), timed(plain)  # warm the file cache
         results = {"archc": [], "plain": []}
