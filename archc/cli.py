@@ -514,6 +514,18 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
                                          for k, v in shown.items()) + f"  (run: {run_dir})", err=True)
 
 
+def stage_printer():
+    """On a terminal, a stage line on stderr as each slow step starts (export can take a
+    minute on a large network); piped or redirected, nothing: the output stays the result."""
+    if not _stderr_is_terminal():
+        return None
+    return lambda stage: click.echo(f"export: {stage} …", err=True)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 @main.command()
 @spec_argument
 @click.option("--weights", required=True, metavar="CKPT", help="A checkpoint (best.pt, last.pt) or state_dict.")
@@ -612,7 +624,7 @@ def export(spec, output, weights, opset, dynamic, single, optimize, check, sets,
     graphs = load_graphs(spec, sets, preset, all_networks=False)
     check_onnx_target(graphs, opset)
     lines, ok = _onnx_errors(lambda: export_lines(graphs[0], output, weights, opset, dynamic,
-                                                  not single, optimize, check))
+                                                  not single, optimize, check, stage_printer()))
     for line in lines:
         click.echo(line)
     if not ok:

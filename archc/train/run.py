@@ -184,6 +184,7 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
 
     progress = distributed.progress_for(Progress(req.progress), world)
     device = world.device or pick_device(cfg.device)
+    progress.message(_banner(graph, cfg, device, run_dir))  # before the data and the model: a second after torch
     seed_everything(cfg.seed, cfg.deterministic)
     cpu_threads(cfg, graph, device)
     task, splits, model = _task_data_model(graph, cfg, device, progress, fresh=resume_state is None)
@@ -197,7 +198,7 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
         progress.message(f"resuming {run_dir} after epoch {trainer.epoch}")
-    progress.message(_banner(graph, cfg, splits, device, run_dir))
+    progress.message(_data_line(cfg, splits))
     try:
         if world.rank == 0:
             from archc.train.plot import preload
@@ -246,10 +247,14 @@ def _config_json(req: Request, graph, cfg, splits) -> dict:
                      "classes": splits.classes, "normalize": splits.normalize}}
 
 
-def _banner(graph, cfg, splits, device, run_dir) -> str:
+def _banner(graph, cfg, device, run_dir) -> str:
+    return (f"training {graph.name} ({graph.summary.total_params:,} parameters) on {cfg.data.source} "
+            f"for {cfg.epochs} epochs on {device}; run: {run_dir}")
+
+
+def _data_line(cfg, splits) -> str:
     n = lambda a: len(a) if a is not None else 0  # noqa: E731
-    return (f"training {graph.name} on {cfg.data.source} ({n(splits.train)} train, {n(splits.val)} val, "
-            f"{n(splits.test)} test) for {cfg.epochs} epochs on {device}; run: {run_dir}")
+    return f"data: {cfg.data.source}: {n(splits.train)} train, {n(splits.val)} val, {n(splits.test)} test"
 
 
 def _curves(run_dir: Path, history: list, progress) -> None:

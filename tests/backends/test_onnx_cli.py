@@ -273,3 +273,17 @@ def test_a_failed_check_says_fail_and_exits_1(tmp_path, monkeypatch):
 def test_validate_target_onnx_passes_an_exportable_spec():
     result = run("validate", "resnet18", "--target", "onnx", "--format", "json")
     assert result.exit_code == 0, result.output
+
+
+def test_export_names_each_stage_on_a_terminal_and_nothing_when_piped(tmp_path, monkeypatch):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    stages = []
+    archc.export_onnx(str(tmp_path / "tiny.yaml"), tmp_path / "api.onnx", progress=stages.append)
+    assert stages == ["building the module", "tracing with torch.onnx (dynamo)", f"writing {tmp_path / 'api.onnx'}",
+                      "checking: onnx.checker, shape inference, onnxruntime against torch"]
+    piped = CliRunner().invoke(main, ["export", str(tmp_path / "tiny.yaml"), "-o", str(tmp_path / "p.onnx")])
+    assert piped.exit_code == 0 and "export: " not in piped.output  # CliRunner's stderr is no terminal
+    monkeypatch.setattr("archc.cli._stderr_is_terminal", lambda: True)
+    shown = CliRunner().invoke(main, ["export", str(tmp_path / "tiny.yaml"), "-o", str(tmp_path / "t.onnx")])
+    assert shown.exit_code == 0
+    assert shown.output.index("export: tracing with torch.onnx (dynamo) …") < shown.output.index("wrote ")

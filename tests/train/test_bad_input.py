@@ -190,3 +190,17 @@ def test_run_files_follow_the_umask(tiny, tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir() if p.is_file()}
     assert modes and set(modes.values()) == {0o644}, modes  # mkstemp alone would give 0600
+
+
+def test_the_first_line_comes_before_the_data_is_read(tiny, tmp_path):
+    """The run is named before the data and the model are prepared (they take seconds):
+    a bad data file is reported after the first line, not before it."""
+    r = run("train", tiny, "--out", tmp_path / "ok", "--epochs", 1)
+    lines = r.output.splitlines()
+    data = str(tmp_path / "d.npz")  # the fixture's data file
+    assert lines[0] == f"training tiny (811 parameters) on {data} for 1 epochs on cpu; run: {tmp_path / 'ok'}"
+    assert lines[1].startswith(f"data: {data}: ") and " train, " in lines[1]
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    r = run("train", tiny, "--data", bad, "--out", tmp_path / "bad")
+    assert r.exit_code == 1 and r.output.splitlines()[0].startswith("training tiny (")

@@ -10,14 +10,16 @@ from pathlib import Path
 from archc.backends.onnx import OnnxError
 
 
-def export_lines(graph, output, weights, opset, dynamic, external, optimize, check) -> tuple[list[str], bool]:
-    """Export ``graph``; (lines to print, whether every check passed)."""
+def export_lines(graph, output, weights, opset, dynamic, external, optimize, check,
+                 progress=None) -> tuple[list[str], bool]:
+    """Export ``graph``; (lines to print, whether every check passed). ``progress`` is told
+    each stage as it starts (see export_onnx)."""
     from archc.backends.onnx.export import export_onnx
 
     if external and optimize != "none":
         raise OnnxError("--optimize rewrites a single file: leave out --external-data or use --optimize none")
     result = export_onnx(graph, output, weights=weights, opset=opset, dynamic_batch=dynamic,
-                         external_data=external, optimize=optimize, check=check)
+                         external_data=external, optimize=optimize, check=check, progress=progress)
     size = result.path.stat().st_size + (result.data_path.stat().st_size if result.data_path else 0)
     ops = ", ".join(f"{op} {n}" for op, n in result.op_counts.items())
     where = f" + {result.data_path.name}" if result.data_path else ""

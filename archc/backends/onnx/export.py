@@ -48,7 +48,7 @@ class ExportResult:
 def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weights=None,
                 opset: int | None = None, dynamic_batch: bool = True, batch: int = 1,
                 external_data: bool = False, optimize: str = "none", check: bool = True,
-                seed: int | None = 0) -> ExportResult:
+                seed: int | None = 0, progress=None) -> ExportResult:
     """Export a spec to an ONNX file at ``output`` and, with ``check``, verify it.
 
     ``spec`` is what :func:`archc.build` takes (a path, ``FILE:NAME``, a zoo name, YAML text
@@ -58,7 +58,9 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
     weights beside the model (``output + ".data"``). ``optimize`` rewrites the file with
     onnxruntime's graph optimisations (``basic``: standard ONNX ops only; ``extended``:
     onnxruntime's fused ops, runnable by onnxruntime only). Raises SpecErrors for a spec
-    that cannot be exported, OnnxError for a failed export or check.
+    that cannot be exported, OnnxError for a failed export or check. ``progress``, if given,
+    is called with the name of each stage as it starts (``archc export`` shows them on a
+    terminal: tracing a large network takes a while).
 
     >>> import archc, tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "tiny.onnx")
@@ -75,21 +77,27 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
     errors = target_errors(graph, opset, single_file=not external_data)
     if errors:
         raise SpecErrors(errors)
+    say = progress or (lambda stage: None)
+    say("building the module" + (f" with {weights}" if weights else ""))
     model, source, extra = build_module(graph, weights, seed)
+    say("tracing with torch.onnx (dynamo)")
     proto = _trace(model, graph, opset, dynamic_batch, batch)
     from archc.backends.onnx.names import forward_line_nodes, rename
 
     names = rename(proto, forward_line_nodes(graph, source))
     _add_metadata(proto, graph, dynamic_batch, batch, extra)
+    say(f"writing {output}")
     path, data_path = _save(proto, Path(output), external_data)
     result = ExportResult(path, graph, opset, _op_counts(proto), names, data_path)
     if check:
         from archc.backends.onnx.check import check_export
 
+        say("checking: onnx.checker, shape inference, onnxruntime against torch")
         result.check = check_export(result, model, dynamic_batch, batch)
     if optimize != "none":
         from archc.backends.onnx.runtime import optimize_file
 
+        say(f"optimising ({optimize})")
         optimize_file(path, optimize)
         if check:
             from archc.backends.onnx.check import compare_outputs, run_checker
