@@ -150,15 +150,29 @@ def refuse_existing_run(run_dir: Path) -> None:
                          "or leave --out out for a fresh runs/NAME-N")
 
 
+# config.json's keys a resume reads, and the JSON types they must have
+CONFIG_TYPES = {"spec": str, "train": dict, "network": (str, type(None)), "overrides": (dict, type(None)),
+                "preset": (str, type(None))}
+
+
 def _read_config(run_dir: Path) -> dict:
     path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise TrainError(f"--resume {run_dir}: no such run directory", "give the folder archc train wrote")
     if not (run_dir / "last.pt").exists():
         raise TrainError(f"--resume {run_dir}: no last.pt there (no epoch had finished)",
                          "start the run again without --resume")
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise TrainError(f"--resume {run_dir}: cannot read config.json ({exc})") from None
+    wrong = [key for key, kind in CONFIG_TYPES.items() if not isinstance(saved, dict)
+             or not isinstance(saved.get(key), kind)]
+    if wrong:
+        what = "not a JSON object" if not isinstance(saved, dict) else f"wrong or missing {', '.join(wrong)}"
+        raise TrainError(f"--resume {run_dir}: config.json is not an archc run's ({what})",
+                         "resume a folder written by archc train, or start the run again without --resume")
+    return saved
 
 
 def train(req: Request) -> tuple[dict, Path]:

@@ -204,3 +204,26 @@ def test_the_first_line_comes_before_the_data_is_read(tiny, tmp_path):
     bad.write_bytes(b"not an npz")
     r = run("train", tiny, "--data", bad, "--out", tmp_path / "bad")
     assert r.exit_code == 1 and r.output.splitlines()[0].startswith("training tiny (")
+
+
+@pytest.mark.parametrize("config, why", [("[1, 2]", "not a JSON object"),
+                                         ('{"spec": 3, "train": {}}', "wrong or missing spec")])
+def test_resume_of_a_folder_with_a_foreign_config_is_refused(tmp_path, config, why):
+    (tmp_path / "config.json").write_text(config)
+    (tmp_path / "last.pt").write_bytes(b"")
+    r = run("train", "--resume", tmp_path)
+    assert r.exit_code == 1 and "internal error" not in r.output
+    assert f"config.json is not an archc run's ({why}" in r.output
+
+
+def test_missing_run_directory_and_non_weights_files_raise_archcs_errors(tmp_path):
+    import archc
+    from archc.backends.torch.weights import WeightsError
+    from archc.train import train
+
+    with pytest.raises(TrainError, match="no such run directory"):
+        train(None, resume=str(tmp_path / "nothing"))
+    text = tmp_path / "notes.txt"
+    text.write_text("not weights\n")
+    with pytest.raises(WeightsError, match="is not a weights file: not a torch.save checkpoint"):
+        archc.load_weights(archc.build("lenet5"), text)

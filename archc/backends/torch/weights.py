@@ -474,6 +474,14 @@ def read_state_dict(source) -> tuple[dict, str, bool]:
 def _torch_load(path: Path):
     import pickle
 
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (since torch 1.6) or, before, a pickle (protocol 2+
+    # starts with 0x80): anything else — a text file, an image — is no checkpoint at all
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise WeightsError(f"{path} is not a weights file: not a torch.save checkpoint (a zip archive or a "
+                           "pickle) nor safetensors — give the .pt/.pth/.safetensors file the weights were "
+                           "saved to")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
