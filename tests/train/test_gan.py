@@ -51,7 +51,7 @@ def test_dcgan_zoo_spec_trains_and_writes_sample_grids(tmp_path):
     assert state["epoch"] == 2
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["task"] == "gan" and config["overrides"]["ngf"] == 8
-    assert "training generator on digits (96 train" in r.stderr
+    assert "training generator (146,032 parameters) on digits" in r.stderr and "data: digits: 96 train" in r.stderr
 
 
 def test_dcgan_discriminator_ends_with_sigmoid_through_flatten():

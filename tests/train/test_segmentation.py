@@ -50,7 +50,7 @@ def test_valid_convolution_unet_is_scored_on_the_mask_centre(tmp_path):
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.stdout[r.stdout.index("{"):])
     assert 0 <= metrics["test_iou"] <= 1 and 0 <= metrics["test_pixel_accuracy"] <= 1
-    assert "training unet_shapes on shapes (16 train" in r.stderr
+    assert "training unet_shapes (29,508 parameters) on shapes" in r.stderr and "data: shapes: 16 train" in r.stderr
 
 
 def test_loss_and_metrics_use_the_centre_crop():
