@@ -61,9 +61,12 @@ def load_all(source, overrides: dict | None = None, preset: str | None = None) -
     """Every network of a file (or the one named by ``FILE:NAME``), analysed; errors of all
     networks are collected before raising."""
     doc, chosen = load_doc(source, preset, overrides)
-    names = [chosen] if chosen else list(doc.networks)
-    if not names:
-        return []
+    return analysed_networks(doc, [chosen] if chosen else list(doc.networks))
+
+
+def analysed_networks(doc: Document, names: list) -> list[Graph]:
+    """The named networks of a loaded document, expanded and analysed; the errors of all of
+    them are collected before raising."""
     graphs, errors = [], []
     for name in names:
         try:

@@ -117,22 +117,11 @@ def _load_text(text: str, name: str, network, overrides: dict, preset) -> list:
     """archc.api.load_all for a spec read from standard input: errors name the file
     ``name`` (`<stdin>` by default), and imports are found relative to its folder (the
     working directory for `<stdin>`)."""
-    from archc.analysis.analyse import analyse
+    from archc.api import analysed_networks
     from archc.spec.document import load_document
-    from archc.spec.expand import expand
 
     doc = load_document(name, text=text, preset=preset, overrides=overrides)
-    graphs, errors = [], []
-    for name in [network] if network else list(doc.networks):
-        try:
-            g = expand(doc, name)
-            g.summary = analyse(g)
-            graphs.append(g)
-        except SpecErrors as exc:
-            errors += exc.errors
-    if errors:
-        raise SpecErrors(errors)
-    return graphs
+    return analysed_networks(doc, [network] if network else list(doc.networks))
 
 
 def read_stdin_once(stream):
