@@ -13,6 +13,7 @@ import click
 
 from archc.completion import SpecType
 from archc.errors import SpecErrors
+from archc.printable import printable
 
 FORMATS = ["table", "json", "markdown"]
 
@@ -22,8 +23,8 @@ class CliError(click.ClickException):
 
     exit_code = 1
 
-    def show(self, file=None):
-        click.echo(f"archc: error: {self.message}", err=True)
+    def show(self, file=None):  # the message may quote a spec, a file name, a model's metadata
+        click.echo(f"archc: error: {printable(self.message)}", err=True)
 
 
 def parse_sets(items) -> dict:
@@ -35,7 +36,7 @@ def parse_sets(items) -> dict:
             key, value = parse_override(item)
         except SpecErrors as exc:
             e = exc.errors[0]
-            raise click.BadParameter(e.message + (f" — {e.fix}" if e.fix else ""),
+            raise click.BadParameter(printable(e.message + (f" — {e.fix}" if e.fix else "")),
                                      param_hint="--set") from None
         out[key] = value
     return out
@@ -54,7 +55,7 @@ class UsageLine(click.UsageError):
     the same in every command."""
 
     def show(self, file=None):
-        click.echo(f"archc: error: {self.message}", err=True)
+        click.echo(f"archc: error: {printable(self.message)}", err=True)
 
 
 def resolve_spec(spec: str) -> str:
@@ -134,7 +135,7 @@ class ArchcGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 (the last line of defence)
             if os.environ.get("ARCHC_DEBUG"):
                 raise
-            text = str(exc).splitlines()[0][:300] if str(exc) else ""
+            text = printable(str(exc).splitlines()[0][:300]) if str(exc) else ""
             click.echo(f"archc: internal error: {type(exc).__name__}: {text} — this is a bug in "
                        "archc, please report it with the spec (ARCHC_DEBUG=1 shows the traceback)",
                        err=True)
@@ -195,18 +196,18 @@ def show_outcome(o, fmt, several: bool) -> None:
     """One spec's result: the report (or a line) on stdout, errors on stderr. In JSON with
     several specs, stdout gets one document at the end instead."""
     if o.status == "valid":
-        if fmt is None:
-            click.echo(f"{o.file}: valid ({_networks_line(o.graphs)})")
+        if fmt is None:  # a file found in a folder: its name is anyone's text
+            click.echo(printable(f"{o.file}: valid ({_networks_line(o.graphs)})"))
         elif not (several and fmt == "json"):
             show_reports(o.graphs, fmt)
         return
     if o.not_found:
-        click.echo(f"archc: error: {o.not_found}", err=True)
+        click.echo(f"archc: error: {printable(o.not_found)}", err=True)
     else:
         for e in o.errors:
             click.echo(e.render(), err=True)
         n = len(o.errors)
-        click.echo(f"{o.file + ': ' if several else ''}{n} error{'s' if n != 1 else ''}", err=True)
+        click.echo(printable(f"{o.file + ': ' if several else ''}{n} error{'s' if n != 1 else ''}"), err=True)
     if fmt == "json" and not several:
         from archc.report.errors_json import dumps, outcome_errors
 
@@ -225,7 +226,7 @@ def show_warnings(o, hints: bool, several: bool) -> None:
         counts = {s: sum(f.severity == s for f in found) for s in ("warning", "info")}
         names = {"warning": ("warning", "warnings"), "info": ("info note", "info notes")}
         text = ", ".join(f"{n} {names[s][n != 1]}" for s, n in counts.items() if n)
-        click.echo(f"{o.file + ': ' if several else ''}{text}", err=True)
+        click.echo(printable(f"{o.file + ': ' if several else ''}{text}"), err=True)
 
 
 def _networks_line(graphs) -> str:
@@ -652,13 +653,13 @@ def infer(model, input_file, provider, topk, output, weights, sets, preset):
     require_file(weights, "--weights")
     if is_onnx_file(model):
         lines, note = _onnx_errors(lambda: infer_onnx(model, input_file, provider, topk, output))
-        if note:
-            click.echo(note, err=True)
+        if note:  # one warning a line; a path or names from the file's metadata in them
+            click.echo(printable(note, keep="\n"), err=True)
     else:
         graph = load_graphs(model, sets, preset, all_networks=False)[0]
         lines = _onnx_errors(lambda: infer_spec(graph, weights, input_file, topk, output))
-    for line in lines:
-        click.echo(line)
+    for line in lines:  # class names come from the model file or the checkpoint
+        click.echo(printable(line))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archc.printable import printable
+
 
 @dataclass(frozen=True)
 class Pos:
@@ -48,12 +50,15 @@ class SpecError:
     severity: str = "error"
 
     def render(self) -> str:
-        head = f"{self.pos}: {self.severity}: " if self.pos else f"{self.severity}: "
-        text = head + (f"{self.path}: " if self.path else "") + self.message
+        """The lines a user reads. Every part may hold text from the spec (a file name, a
+        value): each is made printable (archc/printable.py), so that a spec cannot send
+        escape sequences to a terminal nor forge a line of output with a newline."""
+        head = f"{printable(self.pos)}: {self.severity}: " if self.pos else f"{self.severity}: "
+        text = head + (f"{printable(self.path)}: " if self.path else "") + printable(self.message)
         if self.fix:
-            text += f" — {self.fix}"
+            text += f" — {printable(self.fix)}"
         for pos, note in self.notes:
-            text += "\n" + (f"{pos}: " if pos else "") + f"note: {note}"
+            text += "\n" + (f"{printable(pos)}: " if pos else "") + f"note: {printable(note)}"
         return text
 
     def __str__(self) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from archc.ir.graph import Graph
+from archc.printable import markdown_text
 from archc.report.table import rows, totals
 from archc.report import variant
 
 
 def render(g: Graph) -> str:
-    out = [f"### {variant.label(g)}", "", "| Layer | Op | Output shape | Params | MACs | RF |",
-           "|---|---|---|---:|---:|---:|"]
+    # the name is the spec's free text: Markdown renders raw HTML, so it goes in escaped
+    out = [f"### {markdown_text(variant.label(g))}", "",
+           "| Layer | Op | Output shape | Params | MACs | RF |", "|---|---|---|---:|---:|---:|"]
     for depth, label, op, shape, params, macs, rf in rows(g):
         name = "&nbsp;&nbsp;" * depth + (f"**{label}**" if not shape else f"`{label}`")
         out.append(f"| {name} | {op} | {shape} | {params} | {macs} | {rf} |")

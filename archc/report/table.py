@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from archc.ir.graph import Graph
+from archc.printable import printable
 from archc.report import numbers as N
 from archc.report import variant
 
@@ -59,8 +60,9 @@ BOLD, RESET = "\x1b[1m", "\x1b[0m"
 
 
 def title(g: Graph) -> str:
-    """The network and the variant it is: ``resnet50 --preset resnet101  (344 nodes)``."""
-    return f"{variant.label(g)}  ({g.summary.nodes} nodes)"
+    """The network and the variant it is: ``resnet50 --preset resnet101  (344 nodes)``.
+    The name is the spec's free text: escape sequences in it are shown, not obeyed."""
+    return f"{printable(variant.label(g))}  ({g.summary.nodes} nodes)"
 
 
 def shorten(text: str, width: int) -> str:

@@ -65,8 +65,14 @@ def page_data(g: Graph, depth: int) -> dict:
 
 
 def _script_json(data: dict) -> str:
-    """JSON that cannot end the <script> element it sits in."""
-    return json.dumps(data).replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON that stays the text of the <script> element it sits in, for any string in the
+    spec: every ``<``, ``>`` and ``&`` is written as a JSON escape (``\\u003c``...), so no
+    ``</script>`` ends the element early and no ``<!--`` puts the parser in its
+    script-comment state (where the element's real end tag is not seen). The escapes are
+    plain JSON: the page's JSON.parse reads the same strings back. ``json.dumps`` escapes
+    every non-ASCII character (U+2028 too) by default."""
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render(g: Graph, depth: int = 1) -> str:
