@@ -5,7 +5,7 @@ Each is one small class: its attributes and the torch function it becomes."""
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Choice, Float, Int, Op, register
+from archc.ops.registry import Attr, Choice, Float, Int, Op, Saved, numel, register, saved_new
 
 
 class _Activation(Op):
@@ -15,6 +15,17 @@ class _Activation(Op):
 
     function = ""  # called as f"{function}(x{options})"
     inplace = False  # the function takes inplace=True
+    # What autograd keeps for backward (derivatives.yaml of torch 2.x, measured in
+    # tests/analysis/test_memory.py): "input", "output" or None; run in place, "copy" is a
+    # clone of the input made before it is overwritten (hardtanh_, hardswish_, mish_).
+    saves = "input"
+    saves_inplace = "copy"
+
+    def saved(self, a, ins, out, ctx):
+        what = self.saves_inplace if ctx.inplace else self.saves
+        if what == "copy":
+            return [saved_new(ctx.batch * numel(ins[0]))]
+        return [Saved(what)] if what else []
 
     def options(self, a) -> str:
         return ""
@@ -29,6 +40,7 @@ class _Activation(Op):
 @register
 class ReLU(_Activation):
     name, doc, function, inplace = "relu", "max(0, x).", "F.relu", True
+    saves = saves_inplace = "output"  # threshold_backward reads the result: in place, nothing new
 
 
 @register
@@ -39,11 +51,13 @@ class ReLU6(_Activation):
 @register
 class Sigmoid(_Activation):
     name, doc, function = "sigmoid", "1 / (1 + exp(-x)).", "torch.sigmoid"
+    saves = "output"  # σ' = σ(1 - σ)
 
 
 @register
 class Tanh(_Activation):
     name, doc, function = "tanh", "Hyperbolic tangent (LeNet-5).", "torch.tanh"
+    saves = "output"  # tanh' = 1 - tanh²
 
 
 @register
@@ -86,6 +100,7 @@ class Identity(_Activation):
     passes_values = True
     keeps_dtype = True  # moves token ids as they are
     name, doc = "identity", "Passes its input through unchanged."
+    saves = None
 
     def torch_forward(self, a, ins, out, args, mod):
         return args[0]
@@ -94,6 +109,7 @@ class Identity(_Activation):
 @register
 class LeakyReLU(_Activation):
     name, doc, function, inplace = "leaky_relu", "max(0, x) + slope * min(0, x).", "F.leaky_relu", True
+    saves_inplace = "output"  # leaky_relu_'s backward reads the result's sign instead
     attrs = {"slope": Attr(Float(0), 0.01, "negative slope (DCGAN's discriminator uses 0.2)")}
 
     def options(self, a):
@@ -112,6 +128,7 @@ class ELU(_Activation):
 @register
 class Softplus(_Activation):
     name, doc, function = "softplus", "log(1 + exp(beta x)) / beta.", "F.softplus"
+    autocast = "float"
     attrs = {"beta": Attr(Float(0, exclusive_min=True), 1.0), "threshold": Attr(Float(), 20.0)}
 
     def options(self, a):
@@ -119,8 +136,10 @@ class Softplus(_Activation):
 
 
 class _SoftmaxBase(_Activation):
+    autocast = "float"
     attrs = {"dim": Attr(Int(None), 0, "dimension to normalise, batch excluded (0 = channels/features)")}
     onnx_opset = 13  # before 13, ONNX's Softmax normalised over every dimension from `axis` on
+    saves = "output"  # both backward formulas read the result
 
     def infer(self, a, ins):
         rank = len(ins[0])

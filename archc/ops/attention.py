@@ -20,7 +20,7 @@ layer. Key-padding masks are not supported (every position attends to every othe
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Bool, Float, Int, Op, numel, register
+from archc.ops.registry import Attr, Bool, Float, Int, Op, Saved, numel, register, saved_new
 
 _RANK_NAMES = {1: "a vector", 3: "an image", 4: "a volume"}
 
@@ -74,6 +74,7 @@ class Attention(Op):
     }
     torch_helpers = {"MultiheadAttention": ATTENTION_CLASS}
     torch_output_writable = True  # the output projection's fresh tensor
+    autocast = "half"
 
     def infer(self, a, ins):
         for shape in ins:
@@ -112,6 +113,23 @@ class Attention(Op):
     def torch_params(self, a):
         return {"in_proj_weight": 2, "out_proj.weight": 2} | (
             {"in_proj_bias": 1, "out_proj.bias": 1} if a["bias"] else {})
+
+    def saved(self, a, ins, out, ctx):
+        """The projections keep their inputs (for their weights' gradients); the fused
+        attention kernels (flash on CPU, flash / memory-efficient on CUDA) keep q, k, v —
+        views of the projections' outputs —, their output (which the output projection
+        keeps too) and a float32 log-sum-exp per head and query. On the CPU with attention
+        dropout torch falls back to the unfused math: the scaled q, copies of k and v, the
+        softmax, the dropout noise and the dropped weights, then the output."""
+        n, (lq, d), lk, h = ctx.batch, ins[0], ins[-1][0], a["heads"]
+        inputs = [Saved("input", i) for i in range(len(ins))] if ctx.trainable else []
+        if ctx.device == "cpu" and a["dropout"] > 0:
+            squares = [saved_new(n * h * lq * lk)] * 3
+            return inputs + [saved_new(n * lq * d), saved_new(n * lk * d), saved_new(n * lk * d),
+                             *squares, saved_new(n * lq * d)]
+        projections = [saved_new(n * lq * 3 * d)] if len(ins) == 1 else \
+            [saved_new(n * lq * d), saved_new(n * lk * 2 * d)]
+        return inputs + projections + [saved_new(n * lq * d), saved_new(n * h * lq, 4)]
 
 
 def _check_tokens(shape) -> None:

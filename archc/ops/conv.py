@@ -13,8 +13,8 @@ import math
 
 from archc.errors import ShapeError
 from archc.ops.registry import (AXIS_NAMES, SIDE_NAMES, Attr, Bool, Int, Op, Padding, PaddingNd,
-                                Pair, Sizes, Window, need_rank, numel, register, same_padding,
-                                window_out)
+                                Pair, Saved, Sizes, Window, need_rank, numel, register, same_padding,
+                                saved_new, window_out)
 
 
 def conv_pads(a: dict, shape) -> tuple:
@@ -73,6 +73,15 @@ def pad_forward(p, arg: str, value: str = "") -> str:
     return f"F.pad({arg}, ({', '.join(str(v) for pair in pairs for v in pair)}){fill})"
 
 
+def padded_input(p, shape, ctx) -> Saved:
+    """What a window op keeps of its input: the input itself, or, where the padding is
+    asymmetric, the F.pad copy the op really reads."""
+    if torch_pad_args(p):
+        return Saved("input")
+    sizes = [n + p[2 * i] + p[2 * i + 1] for i, n in enumerate(shape[1:])]
+    return saved_new(ctx.batch * shape[0] * math.prod(sizes))
+
+
 def weight_and_bias(rank: int, a: dict) -> dict[str, int]:
     """The tensors of a layer with a weight of ``rank`` and an optional bias."""
     return {"weight": rank} | ({"bias": 1} if a["bias"] else {})
@@ -117,6 +126,7 @@ class _ConvNd(Op):
     torch_output_writable = True  # a fresh tensor; backward reads the input and weights
     axes = 2
     what = ""  # the rank error's hint: what the op works on
+    autocast = "half"
 
     def infer(self, a, ins):
         shape = need_rank(ins, self.axes + 1, self.what)
@@ -143,6 +153,10 @@ class _ConvNd(Op):
     def rf(self, a, ins, out):
         pads = befores(conv_pads(a, ins[0]))
         return [Window(k, s, p, d) for k, s, p, d in zip(a["kernel"], a["stride"], pads, a["dilation"])]
+
+    def saved(self, a, ins, out, ctx):
+        # convolution_backward reads the input (and the weight, a parameter)
+        return [padded_input(conv_pads(a, ins[0]), ins[0], ctx)]
 
     def torch_init(self, a, ins, out):
         pad = torch_pad_args(conv_pads(a, ins[0])) or "0"
@@ -203,6 +217,7 @@ class _ConvTransposeNd(Op):
     torch_output_writable = True  # a fresh tensor; backward reads the input and weights
     axes = 2
     what = ""
+    autocast = "half"
 
     def infer(self, a, ins):
         shape = need_rank(ins, self.axes + 1, self.what)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archc.ops.registry import Attr, Float, Op, need_rank, register
+from archc.ops.registry import Attr, Float, Op, need_rank, numel, register, saved_new
 
 
 @register
@@ -14,6 +14,16 @@ class Dropout(Op):
 
     def torch_init(self, a, ins, out):
         return f"nn.Dropout({a['p']!r})"
+
+    def saved(self, a, ins, out, ctx):
+        if a["p"] == 0.0:
+            return []
+        # CUDA's fused native_dropout keeps a bool mask; elsewhere torch multiplies by a
+        # scaled noise tensor of the input's dtype and keeps that (aten's _dropout_impl)
+        return [saved_new(ctx.batch * numel(ins[0]), 1 if ctx.device == "cuda" else 0)]
+
+    def layout(self, a, ins, out, contiguous):
+        return "view" if a["p"] == 0.0 else "new"  # p = 0 hands the input back as it is
 
 
 @register
@@ -28,3 +38,9 @@ class Dropout2d(Op):
 
     def torch_init(self, a, ins, out):
         return f"nn.Dropout2d({a['p']!r})"
+
+    def saved(self, a, ins, out, ctx):
+        return [saved_new(ctx.batch * ins[0][0])] if a["p"] else []  # one scaled noise value per channel
+
+    def layout(self, a, ins, out, contiguous):
+        return "view" if a["p"] == 0.0 else "new"

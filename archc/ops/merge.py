@@ -6,7 +6,7 @@ analysis says so (archc/analysis/receptive_field.py)."""
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Int, Op, register
+from archc.ops.registry import Attr, Int, Op, Saved, numel, register, saved_new
 
 _DIM_NAMES = {3: ("channels", "heights", "widths"), 2: ("channels", "lengths"), 1: ("features",)}
 
@@ -41,6 +41,9 @@ class _Elementwise(Op):
     def torch_forward(self, a, ins, out, args, mod):
         return f" {self.symbol} ".join(args)
 
+    def saved(self, a, ins, out, ctx):
+        return []  # a sum's gradient is the incoming one
+
     def torch_inplace(self, a, ins, out, args, i):
         """``a.add_(b).add_(c)`` sums in the order of ``a + b + c``; with two inputs the
         second may take the result (b + a is a + b exactly). The overwritten input must
@@ -60,6 +63,20 @@ class Add(_Elementwise):
 @register
 class Multiply(_Elementwise):
     name, doc, symbol, verb = "multiply", "Element-wise product (gating, squeeze-excitation).", "*", "multiply"
+
+    def saved(self, a, ins, out, ctx):
+        """a * b * c runs as (a * b) * c: each product keeps one factor for the other's
+        gradient, where that other factor requires grad."""
+        kept, left, left_grad = [], Saved("input", 0), ctx.needs_grad[0]
+        shape = ins[0]
+        for i in range(1, len(ins)):
+            if left_grad:
+                kept.append(Saved("input", i))
+            if ctx.needs_grad[i]:
+                kept.append(left)
+            shape = broadcast([shape, ins[i]], "multiply")
+            left, left_grad = saved_new(ctx.batch * numel(shape)), left_grad or ctx.needs_grad[i]
+        return kept
 
 
 @register
@@ -92,3 +109,6 @@ class Concat(Op):
     def torch_forward(self, a, ins, out, args, mod):
         dim = a["dim"] % len(out) + 1
         return f"torch.cat([{', '.join(args)}], {dim})"
+
+    def saved(self, a, ins, out, ctx):
+        return []  # the gradient is sliced back by sizes

@@ -9,7 +9,12 @@ tracks running statistics). Group, instance and RMS norm take (C, L), (C, H, W) 
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Bool, Float, Int, Op, need_rank, numel, register
+from archc.ops.registry import Attr, Bool, Float, Int, Op, Saved, need_rank, numel, register, saved_new
+
+
+def stats(count: int) -> list[Saved]:
+    """The mean and the inverse deviation a norm keeps per group it normalised, in float32."""
+    return [saved_new(count, 4), saved_new(count, 4)]
 
 
 class _BatchNorm(Op):
@@ -29,9 +34,17 @@ class _BatchNorm(Op):
         c = ins[0][0]
         return (2 * c if a["affine"] else 0), 2 * c + 1
 
+    def buffer_bytes(self, a, buffers):
+        return 4 * (buffers - 1) + 8  # num_batches_tracked is an int64
+
     def torch_init(self, a, ins, out):
         return (f"nn.{self.torch_class}({ins[0][0]}, eps={a['eps']!r}, momentum={a['momentum']!r}, "
                 f"affine={a['affine']})")
+
+    def saved(self, a, ins, out, ctx):
+        # the input, and the batch's mean and inverse deviation per channel (its weight and
+        # running statistics are a parameter and buffers)
+        return [Saved("input"), *stats(ins[0][0])]
 
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
@@ -64,6 +77,7 @@ class BatchNorm3d(_BatchNorm):
 @register
 class LayerNorm(Op):
     name = "layernorm"
+    autocast = "float"
     doc = "Layer normalisation over the last `dims` dimensions."
     onnx_opset = 17  # ONNX's LayerNormalization
     attrs = {
@@ -85,6 +99,10 @@ class LayerNorm(Op):
         return (f"nn.LayerNorm({list(ins[0][-a['dims']:])}, eps={a['eps']!r}, "
                 f"elementwise_affine={a['affine']})")
 
+    def saved(self, a, ins, out, ctx):
+        # the input, and a mean and a 1/σ per normalised row
+        return [Saved("input"), *stats(ctx.batch * numel(ins[0][:-a["dims"]]))]
+
     def torch_params(self, a):
         return {"weight": a["dims"], "bias": a["dims"]} if a["affine"] else {}
 
@@ -92,6 +110,7 @@ class LayerNorm(Op):
 @register
 class LocalResponseNorm(Op):
     name = "local_response_norm"
+    autocast = "float"
     doc = "Local response normalisation across channels (AlexNet, GoogLeNet)."
     attrs = {
         "size": Attr(Int(1), doc="number of neighbouring channels"),
@@ -106,6 +125,14 @@ class LocalResponseNorm(Op):
     def torch_init(self, a, ins, out):
         return f"nn.LocalResponseNorm({a['size']}, alpha={a['alpha']!r}, beta={a['beta']!r}, k={a['k']!r})"
 
+    def saved(self, a, ins, out, ctx):
+        # F.local_response_norm is composite: x·x keeps x; the squares padded by size - 1
+        # channels feed an average pool, which keeps them; (k + α·avg)^β keeps its base; x / d
+        # keeps x and d; one float64 scalar (α) besides
+        n, c, rest = ctx.batch, ins[0][0], numel(ins[0][1:])
+        return [Saved("input"), saved_new(n * (c + a["size"] - 1) * rest), saved_new(n * numel(ins[0])),
+                saved_new(n * numel(ins[0])), saved_new(1, 8)]
+
 
 # inputs of the norms that work on any feature map: (C, L), (C, H, W), (C, D, H, W)
 FEATURE_MAPS = (2, 3, 4)
@@ -114,6 +141,7 @@ FEATURE_MAPS = (2, 3, 4)
 @register
 class GroupNorm(Op):
     name = "groupnorm"
+    autocast = "float"
     doc = "Group normalisation (Wu & He, 2018): statistics over groups of channels and all positions."
     attrs = {
         "groups": Attr(Int(1), doc="number of channel groups (1 = layer norm over (C, ...), C = instance norm)"),
@@ -133,6 +161,9 @@ class GroupNorm(Op):
 
     def torch_init(self, a, ins, out):
         return f"nn.GroupNorm({a['groups']}, {ins[0][0]}, eps={a['eps']!r}, affine={a['affine']})"
+
+    def saved(self, a, ins, out, ctx):
+        return [Saved("input"), *stats(ctx.batch * a["groups"])]  # statistics per sample and group
 
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
@@ -162,6 +193,9 @@ class InstanceNorm(Op):
         # the buffers, when tracked, are batch norm's: running mean, variance, counter
         return (2 * c if a["affine"] else 0), (2 * c + 1 if a["track_running_stats"] else 0)
 
+    def buffer_bytes(self, a, buffers):
+        return 4 * (buffers - 1) + 8 if buffers else 0  # as batch norm's: an int64 counter
+
     def torch_init(self, a, ins, out):
         return (f"nn.InstanceNorm{len(ins[0]) - 1}d({ins[0][0]}, eps={a['eps']!r}, affine={a['affine']}, "
                 f"track_running_stats={a['track_running_stats']})")
@@ -169,10 +203,19 @@ class InstanceNorm(Op):
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
 
+    def saved(self, a, ins, out, ctx):
+        # torch runs batch norm on the input viewed as (1, N·C, ...): statistics per sample
+        # and channel; the weight and running statistics are repeated N times, and batch
+        # norm keeps those copies (not the bias's)
+        per = ctx.batch * ins[0][0]
+        copies = (1 if a["affine"] else 0) + (2 if a["track_running_stats"] else 0)
+        return [Saved("input"), *stats(per)] + [saved_new(per, 4)] * copies
+
 
 @register
 class RMSNorm(Op):
     name = "rmsnorm"
+    autocast = "float"
     doc = ("Root-mean-square normalisation over the last `dims` dimensions (Zhang & Sennrich, "
            "2019; LLaMA): x / sqrt(mean(x²) + eps), times a weight; no mean, no bias.")
     attrs = {
@@ -193,6 +236,13 @@ class RMSNorm(Op):
     def torch_init(self, a, ins, out):
         return (f"nn.RMSNorm({list(ins[0][-a['dims']:])}, eps={a['eps']!r}, "
                 f"elementwise_affine={a['affine']})")
+
+    def saved(self, a, ins, out, ctx):
+        # composite in torch 2.x: x² keeps x, rsqrt(mean + eps) keeps its result (one per row),
+        # x · r keeps both; the learned weight's product keeps the normalised x (a new tensor)
+        rows = ctx.batch * numel(ins[0][:-a["dims"]])
+        weighted = [saved_new(ctx.batch * numel(ins[0]))] if a["affine"] and ctx.trainable else []
+        return [Saved("input"), saved_new(rows)] + weighted
 
     def torch_params(self, a):
         return {"weight": a["dims"]} if a["affine"] else {}

@@ -7,10 +7,10 @@ multiply-accumulate and is not counted in the MAC total (torchvision's conventio
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.conv import (befores, conv_pads, dims_text, extent, pad_forward, padding_type,
-                            size_arg, size_type, sized, torch_pad_args)
-from archc.ops.registry import (AXIS_NAMES, Attr, Bool, Op, Window, fmt_tuple, need_rank,
-                                register, window_out)
+from archc.ops.conv import (befores, conv_pads, dims_text, extent, pad_forward, padded_input,
+                            padding_type, size_arg, size_type, sized, torch_pad_args)
+from archc.ops.registry import (AXIS_NAMES, Attr, Bool, Op, Saved, Window, fmt_tuple, need_rank,
+                                numel, register, saved_new, window_out)
 
 NEG_INF = "float('-inf')"
 
@@ -69,6 +69,9 @@ class _PoolNd(Op):
     def torch_forward(self, a, ins, out, args, mod):
         return self.torch_call(a, ins, pad_forward(conv_pads(a, ins[0]), args[0]))
 
+    def saved(self, a, ins, out, ctx):
+        return [padded_input(conv_pads(a, ins[0]), ins[0], ctx)]  # the window's input
+
 
 def _pool_attrs(axes: int):
     return {
@@ -90,6 +93,10 @@ class _MaxPoolNd(_PoolNd):
         # Asymmetric padding is an F.pad first, filled with -inf so that a pad is never the
         # maximum (TensorFlow's 'same' max pool ignores padding; so does torch's own).
         return self.torch_call(a, ins, pad_forward(conv_pads(a, ins[0]), args[0], NEG_INF))
+
+    def saved(self, a, ins, out, ctx):
+        # max_pool*_with_indices keeps its input and the int64 index of every maximum
+        return super().saved(a, ins, out, ctx) + [saved_new(ctx.batch * numel(out), 8)]
 
 
 @register
@@ -135,6 +142,13 @@ class _AvgPoolNd(_PoolNd):
         ones = f"torch.ones_like({args[0]}[:1, :1])"
         return f"{self.torch_call(a, ins, pad_forward(p, args[0]))} / {self.torch_call(a, ins, pad_forward(p, ones))}"
 
+    def saved(self, a, ins, out, ctx):
+        p = conv_pads(a, ins[0])
+        if torch_pad_args(p) or a["count_include_pad"]:
+            return super().saved(a, ins, out, ctx)
+        # the division by the pooled mask of ones keeps that mask (one sample, one channel)
+        return super().saved(a, ins, out, ctx) + [saved_new(numel(out[1:]))]
+
 
 @register
 class AvgPool1d(_AvgPoolNd):
@@ -178,6 +192,9 @@ class GlobalAvgPool(Op):
         dims = tuple(range(2, len(ins[0]) + 1))  # the spatial axes, batch included
         return f"{args[0]}.mean(dim={fmt_tuple(dims)}, keepdim={a['keepdims']})"
 
+    def saved(self, a, ins, out, ctx):
+        return []  # a mean's backward needs only the sizes
+
 
 class _AdaptiveAvgPoolNd(Op):
     axes = 2
@@ -196,6 +213,10 @@ class _AdaptiveAvgPoolNd(Op):
 
     def torch_forward(self, a, ins, out, args, mod):
         return f"F.adaptive_avg_pool{self.axes}d({args[0]}, {size_arg(a['size'])})"
+
+    def saved(self, a, ins, out, ctx):
+        # to one value per channel torch takes a mean (keeps nothing); else it keeps the input
+        return [] if numel(a["size"]) == 1 else [Saved("input")]
 
 
 @register
@@ -232,3 +253,14 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
         hw = f"F.adaptive_avg_pool2d({args[0]}.flatten(1, 2), {(oh, ow)})"  # (N, C·D, oh, ow)
         dhw = f"F.adaptive_avg_pool2d({hw}.unflatten(1, {(c, d)}).flatten(3), {(od, oh * ow)})"  # (N, C, od, oh·ow)
         return f"{dhw}.unflatten(3, {(oh, ow)})"
+
+    def saved(self, a, ins, out, ctx):
+        c, d, h, w = ins[0]
+        od, oh, ow = a["size"]
+        if d % od == 0 and h % oh == 0 and w % ow == 0:
+            return [Saved("input")]  # one avg_pool3d
+        # two adaptive 2-D pools (see torch_forward): each keeps its input unless it pools
+        # to a single value, which torch does with a mean
+        first = [Saved("input")] if oh * ow > 1 else []
+        second = [saved_new(ctx.batch * c * d * oh * ow)] if od * oh * ow > 1 else []
+        return first + second

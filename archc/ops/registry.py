@@ -213,6 +213,39 @@ class Attr:
         return self.default is REQUIRED
 
 
+# --------------------------------------------------------------------------- memory
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One tensor an op's backward keeps (archc/analysis/memory.py adds them up):
+    ``of`` "input" (the storage of input ``index``), "output" (the output's storage) or
+    "new" (a tensor of its own: ``elements`` values, batch included, ``itemsize`` bytes
+    each; 0 = the activations' itemsize)."""
+
+    of: str
+    index: int = 0
+    elements: int = 0
+    itemsize: int = 0
+
+
+def saved_new(elements: int, itemsize: int = 0) -> Saved:
+    return Saved("new", elements=elements, itemsize=itemsize)
+
+
+@dataclass(frozen=True)
+class SaveContext:
+    """What a ``saved`` rule may depend on besides the shapes."""
+
+    batch: int
+    device: str = "cuda"  # "cuda" or "cpu": a few kernels differ (dropout's mask, attention)
+    needs_grad: tuple = ()  # per input: it requires grad
+    trainable: bool = True  # the node's own parameters (if any) are trained
+    inplace: bool = False  # the generated code overwrote an input
+    contiguous: tuple = ()  # per input: a contiguous tensor (not a permuted or sliced view)
+    itemsize: int = 4  # bytes of one activation value (2 under mixed precision)
+
+
 # --------------------------------------------------------------------------- ops
 
 
@@ -298,6 +331,27 @@ class Op:
     def torch_inplace(self, a: dict, ins: list[Shape], out: Shape, args: list[str], i: int) -> str | None:
         """Source computing the output by overwriting ``args[i]``, or None (no such form)."""
         return None
+
+    # -- training memory (archc/analysis/memory.py) ---------------------------------------
+    # Under mixed precision: "half" (autocast runs the op in bf16/fp16: convolutions,
+    # matmuls), "float" (autocast runs it in float32: norms over rows, softmax), None (it
+    # computes in its inputs' type).
+    autocast: ClassVar[str | None] = None
+
+    def buffer_bytes(self, a: dict, buffers: int) -> int:
+        """Bytes of the op's ``buffers`` values (float32 unless an op says otherwise)."""
+        return 4 * buffers
+
+    def saved(self, a: dict, ins: list[Shape], out: Shape, ctx: SaveContext) -> list[Saved]:
+        """The tensors autograd keeps for this op's backward in training (parameters
+        excluded: they are counted apart). Called only when the output requires grad. The
+        default: the input, as most ops whose gradient depends on it keep it."""
+        return [Saved("input")]
+
+    def layout(self, a: dict, ins: list[Shape], out: Shape, contiguous: bool) -> str:
+        """Where the output lives: "new" (a tensor of its own), "view" (the input's storage,
+        still contiguous) or "strided" (the input's storage, permuted or sliced)."""
+        return "new"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,19 @@ from archc.errors import ShapeError
 from archc.ops.registry import Attr, IntList, Op, numel, register
 
 
+class _Reshapes(Op):
+    """A reshape keeps nothing for backward; its output is a view of a contiguous input and
+    a copy of a permuted or sliced one."""
+
+    def saved(self, a, ins, out, ctx):
+        return []
+
+    def layout(self, a, ins, out, contiguous):
+        return "view" if contiguous else "new"
+
+
 @register
-class Flatten(Op):
+class Flatten(_Reshapes):
     passes_values = True
     keeps_dtype = True  # moves token ids as they are
     name = "flatten"
@@ -21,7 +32,7 @@ class Flatten(Op):
 
 
 @register
-class Reshape(Op):
+class Reshape(_Reshapes):
     passes_values = True
     keeps_dtype = True  # moves token ids as they are
     name = "reshape"

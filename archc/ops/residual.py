@@ -13,7 +13,7 @@ Neither adds MACs: their multiplications are element-wise (see docs/spec.md).
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import Attr, Float, Int, Op, numel, register
+from archc.ops.registry import Attr, Float, Int, Op, Saved, numel, register, saved_new
 
 DROP_PATH = '''
 def drop_path(x, p, training):
@@ -58,6 +58,9 @@ class DropPath(Op):
             return args[0]  # the identity in training too: no code at all
         return f"drop_path({args[0]}, {a['p']!r}, self.training)"
 
+    def saved(self, a, ins, out, ctx):
+        return [saved_new(ctx.batch)]  # x * mask keeps the (B, 1, ...) mask
+
 
 @register
 class LayerScale(Op):
@@ -91,6 +94,9 @@ class LayerScale(Op):
 
     def torch_init(self, a, ins, out):
         return f"LearnedScale({self.weight_shape(a, ins[0])!r}, {a['init_value']!r})"
+
+    def saved(self, a, ins, out, ctx):
+        return [Saved("input")] if ctx.trainable else []  # for the weight's gradient
 
     def torch_params(self, a):
         # rank 1 as the network's default init sees it: a fan-based scheme must not touch a

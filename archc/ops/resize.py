@@ -56,6 +56,9 @@ class Upsample(Op):
         corners = f", align_corners={a['align_corners']}" if a["mode"] == "bilinear" else ""
         return f"nn.Upsample(size={tuple(out[1:])}, mode={a['mode']!r}{corners})"
 
+    def saved(self, a, ins, out, ctx):
+        return []  # the gradient needs only the sizes
+
 
 @register
 class ZeroPad2d(Op):
@@ -75,6 +78,9 @@ class ZeroPad2d(Op):
     def torch_init(self, a, ins, out):
         t, b, l, r = a["padding"]
         return f"nn.ZeroPad2d(({l}, {r}, {t}, {b}))"
+
+    def saved(self, a, ins, out, ctx):
+        return []  # the gradient needs only the sizes
 
 
 @register
@@ -113,3 +119,9 @@ class Crop(Op):
     def torch_forward(self, a, ins, out, args, mod):
         top, left, th, tw = self.offsets(a, ins)
         return f"{args[0]}[:, :, {top}:{top + th}, {left}:{left + tw}]"
+
+    def saved(self, a, ins, out, ctx):
+        return []
+
+    def layout(self, a, ins, out, contiguous):
+        return "strided"  # a slice of the input

@@ -53,6 +53,19 @@ def index_code(arg: str, dim: int, item: str) -> str:
     return f"{arg}[{':, ' * (dim + 1)}{item}]"
 
 
+class _Moves(Op):
+    """An op that only moves values: a view of its input's storage (torch keeps nothing for
+    its backward but sizes), no longer contiguous."""
+
+    keeps_dtype = True
+
+    def saved(self, a, ins, out, ctx):
+        return []
+
+    def layout(self, a, ins, out, contiguous):
+        return "strided"
+
+
 def shifted(shape, dim: int, offset: int, step: int = 1):
     """Receptive-field effect of keeping every ``step``-th position from ``offset`` on
     ``dim``: None on the channels (dim 0), else a 1-wide window whose negative padding
@@ -65,8 +78,7 @@ def shifted(shape, dim: int, offset: int, step: int = 1):
 
 
 @register
-class Permute(Op):
-    keeps_dtype = True
+class Permute(_Moves):
     name = "permute"
     doc = "Reorders the dimensions (batch excluded): dims [1, 0] turns [C, L] into [L, C]."
     attrs = {"dims": Attr(IntList(None), doc="the input dimension at each output position, "
@@ -93,8 +105,7 @@ class Permute(Op):
 
 
 @register
-class Transpose(Op):
-    keeps_dtype = True
+class Transpose(_Moves):
     name = "transpose"
     doc = "Swaps two dimensions (batch excluded): dims [0, 1] turns [C, L] into [L, C]."
     attrs = {"dims": Attr(IntList(None, min_items=2), doc="the two dimensions to swap")}
@@ -122,8 +133,7 @@ class Transpose(Op):
 
 
 @register
-class Slice(Op):
-    keeps_dtype = True
+class Slice(_Moves):
     name = "slice"
     doc = "Python's x[start:end:step] along one dimension (batch excluded); negative indices count from the end."
     attrs = {
@@ -161,8 +171,7 @@ class Slice(Op):
 
 
 @register
-class Select(Op):
-    keeps_dtype = True
+class Select(_Moves):
     name = "select"
     doc = "Takes one index of a dimension and removes it: {dim: 0, index: 0} is the first token of [L, D]."
     attrs = {"dim": Attr(Int(None), doc="the dimension indexed (removed)"),
@@ -190,8 +199,7 @@ class Select(Op):
 
 
 @register
-class Chunk(Op):
-    keeps_dtype = True
+class Chunk(_Moves):
     name = "chunk"
     doc = ("The index-th piece of torch.chunk: `chunks` pieces of ceil(size / chunks) along `dim` "
            "(the last may be smaller). Take every piece with one layer per index, each `from:` the same source.")
@@ -230,8 +238,7 @@ class Chunk(Op):
 
 
 @register
-class Split(Op):
-    keeps_dtype = True
+class Split(_Moves):
     name = "split"
     doc = ("The index-th piece of torch.split with `sizes` along `dim` (the sizes add up to the "
            "dim's size). Take every piece with one layer per index, each `from:` the same source.")
@@ -281,6 +288,9 @@ class Mean(Op):
 
     def rf(self, a, ins, out):
         return None if norm_dims(a["dims"], ins[0]) == [0] else "global"
+
+    def saved(self, a, ins, out, ctx):
+        return []  # a mean's backward needs only the sizes
 
     def torch_forward(self, a, ins, out, args, mod):
         dims = tuple(d + 1 for d in sorted(norm_dims(a["dims"], ins[0])))

@@ -20,7 +20,7 @@ The additions are element-wise: 0 MACs (docs/spec.md, "What is counted").
 from __future__ import annotations
 
 from archc.errors import ShapeError
-from archc.ops.registry import FLOAT, IDS, Attr, Float, Int, Op, register
+from archc.ops.registry import FLOAT, IDS, Attr, Float, Int, Op, Saved, register
 
 POSITIONAL_EMBEDDING = '''
 class LearnedPositions(nn.Module):
@@ -128,6 +128,9 @@ class Embedding(Op):
     def torch_init(self, a, ins, out):
         return f"nn.Embedding({a['num']}, {a['dim']}, padding_idx={a['padding_idx']!r})"
 
+    def saved(self, a, ins, out, ctx):
+        return [Saved("input")] if ctx.trainable else []  # the ids, to scatter the gradient into rows
+
     def torch_params(self, a):
         return {"weight": 2}
 
@@ -152,6 +155,9 @@ class PosEmbedding(Op):
     def torch_init(self, a, ins, out):
         length, width = ins[0]
         return f"LearnedPositions({table_length(a, length)}, {width})"
+
+    def saved(self, a, ins, out, ctx):
+        return []  # an addition or a concatenation: the gradient needs no values
 
     def torch_params(self, a):
         # rank 1 as a network default sees it (as layer_scale): a fan-based scheme meant for
@@ -188,6 +194,9 @@ class SinusoidalEncoding(Op):
         length, width = ins[0]
         return f"SinusoidalPositions({table_length(a, length)}, {width}, {a['base']!r})"
 
+    def saved(self, a, ins, out, ctx):
+        return []  # an addition or a concatenation: the gradient needs no values
+
 
 @register
 class ClassToken(Op):
@@ -207,6 +216,9 @@ class ClassToken(Op):
 
     def torch_init(self, a, ins, out):
         return f"LearnedClassToken({ins[0][-1]})"
+
+    def saved(self, a, ins, out, ctx):
+        return []  # an addition or a concatenation: the gradient needs no values
 
     def torch_params(self, a):
         return {"weight": 1}  # as pos_embedding: zeros unless an init names it

@@ -300,6 +300,23 @@ def _either(words) -> str:
     return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
 
 
+def inplace_plan(graph: Graph) -> tuple[dict, dict]:
+    """(alias: node -> the node whose value it is, overwrites: node -> the value its code
+    overwrites in place), as :func:`forward_lines` decides them for the normal module
+    (archc/analysis/memory.py follows storages with it)."""
+    alias, _, real = value_flow(graph)
+    writable = _writable(graph, graph.nodes, alias, real, {alias[o] for o in graph.outputs})
+    overwrites = {}
+    for node in graph.nodes:
+        if node.name in real:
+            srcs = [alias[n] for n in node.inputs]
+            ins = [graph.shape_of(n) for n in node.inputs]
+            over, _ = _inplace(get_op(node.op), node, ins, srcs, [f"x{i}" for i in range(len(srcs))], writable)
+            if over is not None:
+                overwrites[node.name] = over
+    return alias, overwrites
+
+
 def _writable(graph: Graph, nodes, alias: dict, real: set, keep: set) -> set:
     """Values an in-place op may overwrite: read by exactly one node (so no other reader
     — a convolution keeping its input for backward — sees it change), not the network's
