@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from archc.printable import printable
 from archc.train import checkpoint as ckpt
 from archc.train.config import from_json, make_config, to_json
 from archc.train.errors import TrainError
@@ -81,7 +83,11 @@ def cpu_threads(cfg, graph, device) -> int | None:
 
 
 def new_run_dir(name: str) -> Path:
+    """runs/NAME, or runs/NAME-2 ... when taken. NAME is the spec's free-text ``name``: only
+    its letters, digits, ``-``, ``_`` and inner dots are kept, so that a name such as
+    ``../../x`` or ``/etc`` cannot put the run outside runs/ (SECURITY.md)."""
     base = Path("runs")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".") or "run"
     for n in range(1, 10_000):
         d = base / (name if n == 1 else f"{name}-{n}")
         if not d.exists():
@@ -262,13 +268,14 @@ def _config_json(req: Request, graph, cfg, splits) -> dict:
 
 
 def _banner(graph, cfg, device, run_dir) -> str:
-    return (f"training {graph.name} ({graph.summary.total_params:,} parameters) on {cfg.data.source} "
-            f"for {cfg.epochs} epochs on {device}; run: {run_dir}")
+    # the name and the data source are the spec's text: shown escaped on the terminal
+    return printable(f"training {graph.name} ({graph.summary.total_params:,} parameters) on {cfg.data.source} "
+                     f"for {cfg.epochs} epochs on {device}; run: {run_dir}")
 
 
 def _data_line(cfg, splits) -> str:
     n = lambda a: len(a) if a is not None else 0  # noqa: E731
-    return f"data: {cfg.data.source}: {n(splits.train)} train, {n(splits.val)} val, {n(splits.test)} test"
+    return printable(f"data: {cfg.data.source}: {n(splits.train)} train, {n(splits.val)} val, {n(splits.test)} test")
 
 
 def _curves(run_dir: Path, history: list, progress) -> None:

@@ -158,3 +158,22 @@ def test_infer_shows_class_names_and_metadata_escaped(tmp_path):
     assert r.returncode == 0, err
     assert hidden(out) == [] and hidden(err) == []
     assert r"\u202edog" in out and r"cat\x1b[8m" in out and r"<b>bird\x07</b>" in out
+
+
+def test_train_keeps_a_hostile_name_inside_runs(tmp_path):
+    # the default run directory is runs/NAME: a name that is a path must not leave runs/
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "s.yaml").write_text(spec_text("../../out\x1b[31m", "  - linear: {out: 3}\n")
+                                 .replace("input: [4]", "input: [4]\ntrain: {data: d.npz, epochs: 1, batch_size: 8}"),
+                                 encoding="utf-8")
+    rng = np.random.default_rng(0)
+    np.savez(work / "d.npz", x=rng.normal(size=(24, 4)).astype(np.float32), y=rng.integers(0, 3, 24))
+    before = listing(tmp_path)
+    r = run_archc(["train", "s.yaml"], work, timeout=180)
+    assert r.returncode == 0, text(r.stderr)[-2000:]
+    assert hidden(text(r.stderr)) == [] and hidden(text(r.stdout)) == []
+    assert r"training ../../out\x1b[31m (15 parameters)" in text(r.stderr)
+    new = listing(tmp_path) - before
+    assert new and all(p.startswith("work/runs/") or p == "work/runs" for p in new), sorted(new)
+    assert (work / "runs" / "_.._out_31m" / "best.pt").is_file()
