@@ -98,11 +98,11 @@ def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
         try:
             if mapper is None:
                 raise Unsupported(f"archc has no op for ONNX's {node.op}",
-                                  NEEDS.get(node.op, f"an op computing {node.op}"))
+                                  NEEDS.get(node.op, f"an op computing {node.op} (`archc ops` lists those it has)"))
             layers += mapper(node, ctx)
         except Unsupported as exc:
             errors.append(SpecError(exc.message, Pos(g.file), node.label(),
-                                    f"archc would need {exc.need}; `archc ops` lists what it has"))
+                                    f"archc would need {exc.need}"))
     if errors:
         raise SpecErrors(errors)
     if not layers:
@@ -196,3 +196,14 @@ def save_weights(weights: dict, path: Path) -> None:
         import torch
 
         torch.save({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, str(path))
+
+
+def import_lines(model, output, weights_out=None) -> list[str]:
+    """``archc import``'s report: what was written and the imported network's totals."""
+    from archc.report import numbers as N
+
+    r = import_onnx(model, output, weights_out)
+    s = r.graph.summary
+    return [f"wrote {r.spec_path}: {r.layers} layers from {r.onnx_nodes} ONNX nodes, "
+            f"{N.count(s.total_params)} parameters, {N.si(s.macs)} MACs, output {N.shape(s.output_shapes[0])}",
+            f"wrote {r.weights_path}: {len(r.weights)} tensors"]
