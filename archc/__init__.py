@@ -6,10 +6,10 @@ the ONNX functions import it on first use.
 
 __version__ = "0.1.0"
 
-from archc.api import load, load_all  # noqa: E402
+from archc.api import load, load_all, loads  # noqa: E402
 from archc.errors import SpecError, SpecErrors  # noqa: E402
 
-__all__ = ["load", "load_all", "build", "feature_extractor", "generate_source", "load_weights", "export_onnx", "OnnxModel", "SpecError", "SpecErrors", "__version__"]
+__all__ = ["load", "loads", "load_all", "build", "feature_extractor", "generate_source", "load_weights", "export_onnx", "OnnxModel", "SpecError", "SpecErrors", "__version__"]
 
 # Names served on first use, so that `import archc` stays torch-free: name -> module.
 _LAZY = {

@@ -1,7 +1,11 @@
 """The Python API: load a spec into an analysed graph (torch-free).
 
+A string given as ``source`` is a path (``FILE:NAME``) or a zoo name, whatever it holds —
+a newline, a leading ``archc:``. YAML text is read as text only when the caller says so:
+:func:`loads`, or ``text=`` (docs/python-api.md, "Paths and text").
+
 >>> import archc
->>> g = archc.load("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n")
+>>> g = archc.loads("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n")
 >>> g.summary.total_params
 10
 """
@@ -9,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from archc.analysis.analyse import analyse
@@ -27,12 +32,32 @@ def split_target(target: str) -> tuple[str, str | None]:
     return str(target), None
 
 
-def _looks_like_text(source) -> bool:
-    return isinstance(source, str) and ("\n" in source or source.lstrip().startswith("archc:"))
+TEXT_AS_PATH = ("YAML text given where a path is expected: pass it as archc.loads(text) or "
+                "text=; a string that names no file is read as text for now, and will be "
+                "reported as a missing file in a later version")
 
 
-def load_doc(source, preset: str | None = None, overrides: dict | None = None) -> tuple[Document, str | None]:
-    if _looks_like_text(source):
+def _legacy_text(source) -> bool:
+    """Text passed as ``source`` by code written before ``loads``: read as text, with a
+    DeprecationWarning, only when no file of that name exists — a file, whatever its name,
+    is always read as a file."""
+    if not (isinstance(source, str) and ("\n" in source or source.lstrip().startswith("archc:"))):
+        return False
+    return not Path(source).exists() and not Path(split_target(source)[0]).exists()
+
+
+def load_doc(source=None, preset: str | None = None, overrides: dict | None = None, *,
+             text: str | None = None) -> tuple[Document, str | None]:
+    """The document of ``source`` (a path, ``FILE:NAME``, a zoo name) or of ``text``, and
+    the network ``FILE:NAME`` picked."""
+    if (source is None) == (text is None):
+        raise TypeError("give a spec path (or zoo name) or text=, one of them")
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"text= is the YAML text of a spec (str), got {type(text).__name__}")
+        return load_document(text=text, preset=preset, overrides=overrides), None
+    if _legacy_text(source):
+        warnings.warn(TEXT_AS_PATH, DeprecationWarning, stacklevel=4)
         return load_document(text=source, preset=preset, overrides=overrides), None
     from archc.zoo import resolve
 
@@ -41,26 +66,39 @@ def load_doc(source, preset: str | None = None, overrides: dict | None = None) -
 
 
 @gc_paused
-def load(source, network: str | None = None, overrides: dict | None = None,
-         preset: str | None = None) -> Graph:
+def load(source=None, network: str | None = None, overrides: dict | None = None,
+         preset: str | None = None, *, text: str | None = None) -> Graph:
     """Load, validate, expand and analyse one network.
 
-    ``source`` is a path (``"specs/dcgan.yaml:generator"`` picks a network), a zoo name
-    (``"lenet5"``, ``"dcgan:generator"``), or YAML text.
-    ``overrides`` maps variables (or ``input``, ``train.epochs``) to values, as ``--set``.
-    Raises :class:`archc.errors.SpecErrors` listing every problem found.
+    ``source`` is a path (``"specs/dcgan.yaml:generator"`` picks a network) or a zoo name
+    (``"lenet5"``, ``"dcgan:generator"``); ``text=`` is the YAML text of a spec instead
+    (as :func:`loads`). ``overrides`` maps variables (or ``input``, ``train.epochs``) to
+    values, as ``--set``. Raises :class:`archc.errors.SpecErrors` listing every problem.
     """
-    doc, chosen = load_doc(source, preset, overrides)
+    doc, chosen = load_doc(source, preset, overrides, text=text)
     graph = expand(doc, network or chosen)
     graph.summary = analyse(graph)
     return graph
 
 
+def loads(text: str, network: str | None = None, overrides: dict | None = None,
+          preset: str | None = None) -> Graph:
+    """:func:`load` for the YAML text of a spec (``json.loads`` to ``load``'s file): errors
+    name the file ``<string>``, imports are found from the working directory.
+
+    >>> import archc
+    >>> archc.loads("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 3}\\n").outputs
+    ['linear_1']
+    """
+    return load(network=network, overrides=overrides, preset=preset, text=text)
+
+
 @gc_paused
-def load_all(source, overrides: dict | None = None, preset: str | None = None) -> list[Graph]:
-    """Every network of a file (or the one named by ``FILE:NAME``), analysed; errors of all
-    networks are collected before raising."""
-    doc, chosen = load_doc(source, preset, overrides)
+def load_all(source=None, overrides: dict | None = None, preset: str | None = None, *,
+             text: str | None = None) -> list[Graph]:
+    """Every network of a file (or the one named by ``FILE:NAME``), or of ``text=``,
+    analysed; errors of all networks are collected before raising."""
+    doc, chosen = load_doc(source, preset, overrides, text=text)
     return analysed_networks(doc, [chosen] if chosen else list(doc.networks))
 
 

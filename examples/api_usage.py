@@ -25,6 +25,6 @@ for node in g.nodes[:4]:
 
 # 3. A broken spec: every problem comes back as data, with file, line and a fix.
 try:
-    archc.load("archc: 1\ninput: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernel: 9}\n")
+    archc.loads("archc: 1\ninput: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernel: 9}\n")
 except archc.SpecErrors as exc:
     print(exc.errors[0].render())
