@@ -528,8 +528,9 @@ def _stderr_is_terminal() -> bool:
 
 
 @main.command()
-@spec_argument
-@click.option("--weights", required=True, metavar="CKPT", help="A checkpoint (best.pt, last.pt) or state_dict.")
+@click.argument("spec", metavar="SPEC[:NETWORK]|MODEL.onnx", type=SpecType())
+@click.option("--weights", default=None, metavar="CKPT", help="A checkpoint (best.pt, last.pt) or state_dict "
+              "(a SPEC needs it; an .onnx file holds its own).")
 @click.option("--data", default=None, metavar="SOURCE", help="Default: the spec's train.data.")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
@@ -538,9 +539,19 @@ def _stderr_is_terminal() -> bool:
 @set_option
 @preset_option
 def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, preset):
-    """Report the loss and metrics of trained weights on a data set."""
+    """Report the loss and metrics of trained weights (or of an exported .onnx file, under
+    onnxruntime) on a data set."""
     import json
 
+    from archc.backends.onnx.commands import is_onnx_file
+
+    if is_onnx_file(spec):
+        metrics = _evaluate_onnx(spec, weights or sets or preset, data, split, batch_size, device)
+        click.echo(json.dumps(metrics, indent=2) if as_json else
+                   "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+        return
+    if weights is None:
+        raise click.UsageError("Missing option '--weights' (a checkpoint; an .onnx file needs none).")
     require_file(weights, "--weights")
     path, network, overrides = _train_target(spec, sets, preset)
 
@@ -555,6 +566,17 @@ def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, pres
         click.echo(json.dumps(metrics, indent=2))
     else:
         click.echo("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+
+
+def _evaluate_onnx(model, spec_flags, data, split, batch_size, device) -> dict:
+    """`archc evaluate MODEL.onnx`: the file's metrics under onnxruntime (--device picks the provider)."""
+    if spec_flags:
+        raise click.UsageError("an .onnx file holds its weights and its network: leave out --weights, --set, --preset")
+    if not Path(model).exists():
+        raise UsageLine(f"no such file: {model}")
+    from archc.backends.onnx.evaluation import evaluate_onnx
+
+    return _onnx_errors(lambda: _run_training(lambda: evaluate_onnx(model, data, split, batch_size, device or "cpu")))
 
 
 @main.command()
@@ -615,17 +637,37 @@ def _onnx_errors(fn):
               help="Rewrite the file with onnxruntime's graph optimisations (extended: onnxruntime-only ops).")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Checker, ONNX shape inference vs archc's shapes, onnxruntime vs torch.")
+@click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
+              help="Also write an int8 (static, QDQ) or fp16 model, measured against the fp32 one "
+                   "(kept as FILE.fp32.onnx) on the test split.")
+@click.option("--calibrate", type=click.IntRange(min=1), default=None, metavar="N",
+              help="int8: calibrate on N training examples (default 300).")
+@click.option("--data", default=None, metavar="SOURCE", help="With --quantize: the data (default: train.data).")
+@click.option("--max-drop", type=float, default=None, metavar="POINTS",
+              help="With --quantize: exit 1 when test accuracy falls by more (default 1).")
+@click.option("--fp16-io", is_flag=True, help="With --quantize fp16: fp16 inputs and outputs (default fp32).")
 @set_option
 @preset_option
-def export(spec, output, weights, opset, dynamic, single, optimize, check, sets, preset):
+def export(spec, output, weights, opset, dynamic, single, optimize, check, quantize, calibrate, data, max_drop,
+           fp16_io, sets, preset):
     """Export SPEC[:NETWORK] to ONNX (through torch.onnx) and check it against PyTorch."""
     from archc.backends.onnx.commands import export_lines
+    from archc.backends.onnx.quantize import flag_problem
 
+    problem = flag_problem(quantize, calibrate, data, max_drop, fp16_io, optimize, single)
+    if problem:
+        raise click.UsageError(problem)
     require_file(weights, "--weights")
     graphs = load_graphs(spec, sets, preset, all_networks=False)
     check_onnx_target(graphs, opset)
-    lines, ok = _onnx_errors(lambda: export_lines(graphs[0], output, weights, opset, dynamic,
-                                                  not single, optimize, check, stage_printer()))
+    if quantize:
+        from archc.backends.onnx.quantize import quantize_options, quantize_lines
+
+        options = quantize_options(weights, opset, dynamic, check, calibrate, data, max_drop, fp16_io)
+        lines, ok = _onnx_errors(lambda: quantize_lines(graphs[0], output, quantize, options, stage_printer()))
+    else:
+        lines, ok = _onnx_errors(lambda: export_lines(graphs[0], output, weights, opset, dynamic,
+                                                      not single, optimize, check, stage_printer()))
     for line in lines:
         click.echo(line)
     if not ok:

@@ -20,16 +20,21 @@ def export_lines(graph, output, weights, opset, dynamic, external, optimize, che
         raise OnnxError("--optimize rewrites a single file: leave out --external-data or use --optimize none")
     result = export_onnx(graph, output, weights=weights, opset=opset, dynamic_batch=dynamic,
                          external_data=external, optimize=optimize, check=check, progress=progress)
-    size = result.path.stat().st_size + (result.data_path.stat().st_size if result.data_path else 0)
-    ops = ", ".join(f"{op} {n}" for op, n in result.op_counts.items())
-    where = f" + {result.data_path.name}" if result.data_path else ""
-    lines = [f"wrote {result.path}{where}: opset {result.opset}, {'dynamic' if dynamic else 'static'} batch, "
-             f"{size / 1e6:.1f} MB, {result.node_count} nodes ({ops})"]
+    lines = [summary_line(result, dynamic)]
     if optimize != "none":
         lines.append(f"optimised with onnxruntime's {optimize} graph optimisations")
     if result.check is None:
         return lines, True
     return lines + result.check.lines(), result.check.ok
+
+
+def summary_line(result, dynamic: bool) -> str:
+    """"wrote FILE: opset, batch, size, nodes by op type" for an ExportResult."""
+    size = result.path.stat().st_size + (result.data_path.stat().st_size if result.data_path else 0)
+    ops = ", ".join(f"{op} {n}" for op, n in result.op_counts.items())
+    where = f" + {result.data_path.name}" if result.data_path else ""
+    return (f"wrote {result.path}{where}: opset {result.opset}, {'dynamic' if dynamic else 'static'} batch, "
+            f"{size / 1e6:.1f} MB, {result.node_count} nodes ({ops})")
 
 
 def is_onnx_file(model: str) -> bool:

@@ -9,6 +9,10 @@ Keys (values are text; JSON where structured)::
     archc.outputs      [{"name", "shape", "layout", "op"}]  op: the spec op computing it
                        (softmax: probabilities; log_softmax: log-probabilities)
     archc.task         train.task, when the spec has one
+    archc.train        JSON: the spec's train section as written, when it has one (``archc
+                       evaluate M.onnx`` finds the data source, split and metrics there)
+    archc.precision    "int8" or "fp16" in a file written by ``archc export --quantize``
+                       (absent: fp32)
     archc.classes      JSON list of class names (train.data.classes, or the training run's
                        data source), when known
     archc.normalize    JSON {"mean": [...], "std": [...]} for image inputs, when known
@@ -59,6 +63,8 @@ def metadata(graph, input_name: str, dynamic: bool, batch: int, extra: dict | No
     train = graph.train if isinstance(graph.train, dict) else {}
     if isinstance(train.get("task"), str):
         props["archc.task"] = train["task"]
+    if train:
+        props["archc.train"] = json.dumps(train, default=str)  # YAML dates etc. as text
     known = train_data(train) | (extra or {})
     for key in ("classes", "normalize", "weights"):
         if known.get(key):
@@ -79,7 +85,7 @@ def train_data(train: dict) -> dict:
     return out
 
 
-JSON_KEYS = ("inputs", "outputs", "classes", "normalize", "weights")
+JSON_KEYS = ("inputs", "outputs", "classes", "normalize", "weights", "train")
 
 
 def read(model) -> dict:
@@ -150,8 +156,14 @@ def _weights(value):
     return value
 
 
+def _train(value):
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object (the spec's train section)")
+    return value
+
+
 _CHECKS = {"inputs": _tensors, "outputs": _tensors, "classes": _classes,
-           "normalize": _normalize, "weights": _weights}
+           "normalize": _normalize, "weights": _weights, "train": _train}
 
 
 def checked(name: str, value):
