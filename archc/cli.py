@@ -476,10 +476,11 @@ def _run_training(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
               help="Train on N processes (DDP) started by torchrun; --batch-size is the global batch.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training (train.compile).")
 @set_option
 @preset_option
 def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, seed, init_from, freeze, quiet,
-          as_json, nproc, sets, preset):
+          as_json, nproc, compile_, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
@@ -494,7 +495,7 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
     require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
-             "seed": seed, "init_from": init_from,
+             "seed": seed, "init_from": init_from, "compile": compile_ or None,
              "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
 
     def run():

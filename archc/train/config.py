@@ -20,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 
 from archc.spec.loader import plain
+from archc.train import compiling
 from archc.train.errors import TrainError
 
 
@@ -133,7 +134,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | str = "auto"         # auto: bf16/fp16 on CUDA, off on CPU; "bf16", "fp16", false
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False      # true, a torch.compile mode or backend (archc/train/compiling.py)
     workers: int = 0
     threads: int | None = None       # CPU threads (None: 1 for small networks, else torch's default)
     deterministic: bool = False
@@ -262,6 +263,8 @@ def _check(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise TrainError(message)
+    if (why := compiling.check(cfg.compile)) is not None:
+        raise TrainError(why, "e.g. train.compile: true (inductor), or aot_eager to try it without a C++ compiler")
     if isinstance(cfg.freeze, list) and not all(isinstance(f, str) for f in cfg.freeze):
         raise TrainError("train.freeze: expected a list of node names or globs")
 

@@ -187,8 +187,9 @@ def wrap(trainer, world: World) -> None:
 
     ids = [world.device.index] if world.backend == "nccl" else None
     ddp = DistributedDataParallel(trainer.model, device_ids=ids)
-    if trainer.cfg.compile:
-        ddp = torch.compile(ddp)
+    from archc.train.compiling import compiled
+
+    ddp = compiled(ddp, trainer.cfg.compile)
     trainer.forward = _Forward(ddp, trainer.forward)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from archc.train import augment as aug
 from archc.train import checkpoint as ckpt
+from archc.train.compiling import compiled
 from archc.train.data import Arrays, batches, epoch_order
 from archc.train.distributed import shard, sync_weights
 from archc.train.errors import TrainError
@@ -101,7 +102,7 @@ class SupervisedTrainer:
         self.monitor, self.mode = monitor_of(cfg, ctx.task, ctx.splits.val is not None)
         self.schedule = Schedule(self.optimizer, cfg.schedule, cfg.epochs, self.mode)
         self.amp = AmpPolicy(cfg.amp, self.device)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.forward = compiled(self.model, cfg.compile)  # after channels_last: the graph sees NHWC
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.epoch, self.step, self.history = 0, 0, []
         self.best, self.best_epoch, self.bad_epochs = None, None, 0
