@@ -63,6 +63,8 @@ def resolve_spec(spec: str) -> str:
     from archc.validate_many import missing_message
     from archc.zoo import resolve
 
+    if "\0" in spec:  # no file name holds one (only the API and a test can pass it)
+        raise UsageLine("the spec path contains a NUL character")
     spec = resolve(spec)
     path, _ = split_target(spec)
     if not Path(path).exists():
@@ -75,6 +77,8 @@ def resolve_spec(spec: str) -> str:
 def require_file(path, option: str, what: str = "file") -> None:
     """A file (or folder) named by an option (--weights, --input, --resume) must be there:
     said in one line, exit 2, before anything slow is imported."""
+    if path is not None and "\0" in str(path):
+        raise UsageLine(f"{option}: the path contains a NUL character")
     if path is not None and not Path(path).exists():
         raise UsageLine(f"{option}: no such {what}: {path}")
 
@@ -94,6 +98,20 @@ spec_argument = click.argument("spec", metavar="SPEC[:NETWORK]", type=SpecType()
 set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                           help="Override a variable (or input, train.KEY); VALUE is YAML.")
 preset_option = click.option("--preset", default=None, help="Choose a named preset of variables.")
+
+
+def _import_roots(ctx, param, folders):
+    if folders:
+        from archc.spec.imports import add_user_roots
+
+        ctx.call_on_close(add_user_roots(folders))
+
+
+# where a spec's imports may be read from besides its own folder (archc/spec/imports.py)
+import_root_option = click.option(
+    "--import-root", multiple=True, metavar="DIR", expose_value=False, callback=_import_roots,
+    type=click.Path(exists=True, file_okay=False), help="A library folder imports may read "
+    "(repeatable; also ARCHC_IMPORT_PATH). Default: the spec's own folder only.")
 
 
 # Packages of the optional extras (pyproject.toml), and the extra that brings each: the
@@ -153,6 +171,7 @@ def main():
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC[:NETWORK]...", type=SpecType())
 @set_option
 @preset_option
+@import_root_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="table (the default for one spec), json or markdown; several specs without "
                    "--format print one line each.")
@@ -273,6 +292,7 @@ def check_onnx_target(graphs, opset=None) -> None:
 @spec_argument
 @set_option
 @preset_option
+@import_root_option
 def expand(spec, sets, preset):
     """Print SPEC fully resolved: blocks, repeats, variables, conditions and imports expanded."""
     from archc.report.expanded import render_all
@@ -348,6 +368,7 @@ def ops(names):
               help="Open blocks nested at most N deep; deeper ones are one box each.")
 @set_option
 @preset_option
+@import_root_option
 def graph(spec, output, collapse, depth, sets, preset):
     """Draw SPEC's network to a picture file (Graphviz, Mermaid or a self-contained HTML page)."""
     from archc.report.graph import SUFFIXES, UNLIMITED, write
@@ -387,6 +408,7 @@ COMPILE_SUFFIXES = (".py", ".pt", ".pth", ".safetensors")
                    "'{name: normal, std: 0.02}').")
 @set_option
 @preset_option
+@import_root_option
 def compile_(spec, output, show, seed, init, sets, preset):
     """Compile SPEC[:NETWORK] to PyTorch: a readable source file or initial weights."""
     from archc.backends.torch.codegen import generate
@@ -479,6 +501,7 @@ def _run_training(fn):
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training (train.compile).")
 @set_option
 @preset_option
+@import_root_option
 def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, seed, init_from, freeze, quiet,
           as_json, nproc, compile_, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
@@ -539,6 +562,7 @@ def _stderr_is_terminal() -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @set_option
 @preset_option
+@import_root_option
 def evaluate(spec, weights, data, split, batch_size, device, as_json, sets, preset):
     """Report the loss and metrics of trained weights (or of an exported .onnx file, under
     onnxruntime) on a data set."""
@@ -592,6 +616,7 @@ def _evaluate_onnx(model, spec_flags, data, split, batch_size, device) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True)
 @set_option
 @preset_option
+@import_root_option
 def generate(spec, weights, prompt, tokens, temperature, top_k, seed, sets, preset):
     """Continue a prompt with a trained language model (token ids in, [L, vocab] logits out)."""
     require_file(weights, "--weights")
@@ -649,6 +674,7 @@ def _onnx_errors(fn):
 @click.option("--fp16-io", is_flag=True, help="With --quantize fp16: fp16 inputs and outputs (default fp32).")
 @set_option
 @preset_option
+@import_root_option
 def export(spec, output, weights, opset, dynamic, single, optimize, check, quantize, calibrate, data, max_drop,
            fp16_io, sets, preset):
     """Export SPEC[:NETWORK] to ONNX (through torch.onnx) and check it against PyTorch."""
@@ -686,6 +712,7 @@ def export(spec, output, weights, opset, dynamic, single, optimize, check, quant
 @click.option("--weights", default=None, metavar="CKPT", help="With a SPEC: the trained weights (runs torch).")
 @set_option
 @preset_option
+@import_root_option
 def infer(model, input_file, provider, topk, output, weights, sets, preset):
     """Run MODEL.onnx with onnxruntime (or SPEC with --weights in torch) on an input file."""
     from archc.backends.onnx.commands import infer_onnx, infer_spec, is_onnx_file

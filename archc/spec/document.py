@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from archc.errors import ExprError, Pos, SpecError, SpecErrors
 from archc.spec.expr import evaluate, is_expression
+from archc.spec.imports import ENV_VAR, Imported, ImportSession
 from archc.spec.loader import LDict, LList, load_value, load_yaml, plain
 from archc.spec.schema import validate_tree
 
@@ -64,16 +66,27 @@ class Document:
 
 
 def read_text(path: str) -> str:
-    """A spec file's text; at most MAX_BYTES + 1 bytes are read, so that a device such as
-    /dev/zero or a huge file is refused by the loader's size check, not read into memory."""
+    """A spec file's text; at most MAX_BYTES + 1 bytes are read, so that a huge file is
+    refused by the loader's size check, not read into memory. Only a regular file is read:
+    a FIFO, a device (/dev/zero, a terminal) or a socket is refused after a stat, before
+    it is opened, and the open does not wait (O_NONBLOCK) should the path change between."""
+    from archc.spec.imports import special_kind
     from archc.spec.loader import MAX_BYTES
 
+    shown = repr(str(path))[1:-1]
     try:
-        with open(path, "rb") as f:
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):
+            raise SpecErrors.one(f"{special_kind(mode)}, not a regular file", Pos(shown),
+                                 fix="give a spec file (.yaml)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(mode := os.fstat(f.fileno()).st_mode):
+                raise SpecErrors.one(f"{special_kind(mode)}, not a regular file", Pos(shown),
+                                     fix="give a spec file (.yaml)")
             data = f.read(MAX_BYTES + 1)
     except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
         raise SpecErrors.one(f"cannot read file: {getattr(exc, 'strerror', None) or exc}",
-                             Pos(repr(str(path))[1:-1]), fix="check the path") from None
+                             Pos(shown), fix="check the path") from None
     if len(data) > MAX_BYTES:
         raise SpecErrors.one(f"file is larger than {MAX_BYTES // 1024 // 1024} MiB", Pos(str(path)),
                              fix="a network spec is a few kilobytes; is this the right file?")
@@ -110,18 +123,28 @@ def load_document(path: str | None = None, text: str | None = None, preset: str 
     if not isinstance(tree, LDict):
         raise SpecErrors.one(f"the top level is {_kind(tree)}, not a mapping", Pos(file, 1, 1),
                              fix="a spec is a mapping with `archc: 1`, `input:` and `layers:`")
+    _require_format_key(tree, file)
     errors = validate_tree(tree)
     if errors:
         raise SpecErrors(errors)
     base = Path(file).parent if path else Path.cwd()
     net_vars = {k for body in tree.get("networks", {}).values() for k in body.get("vars", {})}
     env = _settle_vars(tree, file, preset, overrides or {}, net_vars)
-    blocks, imported = _imports(tree, base, file, (Path(file).resolve(),) if path else ())
+    session = ImportSession(base)
+    blocks, imported = _imports(tree, base, file, (Path(file).resolve(),) if path else (), session)
     blocks.update(_own_blocks(tree, env, file))
     networks = _networks(tree, env, file, overrides or {})
     return Document(file, networks, blocks, sorted(tree.get("presets", {})), preset,
                     hashlib.sha256(text.encode()).hexdigest()[:16], tree.get("description", ""),
                     imported, dict(overrides or {}))
+
+
+def _require_format_key(tree: LDict, file: str) -> None:
+    """A mapping without `archc:` is some other YAML file (a CI config, a secret): said in
+    one error that repeats none of its keys or values."""
+    if "archc" not in tree:
+        raise SpecErrors.one("not an archc spec: missing the format key `archc`", tree.pos, "",
+                             "add `archc: 1` at the top of the file")
 
 
 def _kind(value) -> str:
@@ -215,64 +238,92 @@ def _own_blocks(tree: LDict, env: dict, file: str) -> dict[str, BlockDef]:
     return out
 
 
-def _imports(tree: LDict, base: Path, file: str, chain: tuple) -> tuple[dict, list]:
+def _imports(tree: LDict, base: Path, file: str, chain: tuple, session: ImportSession) -> tuple[dict, list]:
     """Blocks imported from other files, relative to this one; cycles are errors. Every
     bad import of the file is reported; errors inside an imported file get a note that
-    points at the import."""
-    blocks, files, errors = {}, [], []
+    points at the import. ``session`` confines, caches and counts the files read."""
+    blocks, files, errors, failed = {}, [], [], False
     for i, item in enumerate(tree.get("imports", [])):
         pos = tree["imports"].pos_of(i)
         try:
-            sub_blocks, sub_files = _import_one(item, pos, i, base, file, chain)
+            sub_blocks, sub_files = _import_one(item, pos, i, base, file, chain, session)
         except SpecErrors as exc:
             rel = item if isinstance(item, str) else item["file"]
             for e in exc.errors:
                 if e.pos is None or e.pos.file != pos.file:
                     e.notes.append((pos, f"`{rel}` is imported here"))
             errors += exc.errors
+            failed = True  # even without errors of its own: a file already reported
             continue
         blocks.update(sub_blocks)
-        files += sub_files
-    if errors:
+        files += [f for f in sub_files if f not in files]
+    if failed:
         raise SpecErrors(errors)
     return blocks, files
 
 
-def _import_one(item, pos: Pos, i: int, base: Path, file: str, chain: tuple) -> tuple[dict, list]:
+def _import_one(item, pos: Pos, i: int, base: Path, file: str, chain: tuple,
+                session: ImportSession) -> tuple[dict, list]:
     rel, wanted = (item, None) if isinstance(item, str) else (item["file"], item.get("blocks"))
-    target = (base / rel).resolve()
     # Messages name the file as the user would: relative to the importing file's own name.
     shown = os.path.normpath(os.path.join(os.path.dirname(file), rel)) if file != "<string>" else rel
+    target = session.locate(rel, base, pos, f"imports[{i}]")
+    if target is not None and target != Path(os.path.realpath(base / rel)):
+        shown = str(target)  # found in a library folder: its own path says where
     if target in chain:
         cycle = " → ".join(p.name for p in chain[chain.index(target):] + (target,))
         raise SpecErrors.one(f"import cycle: {cycle}", pos, f"imports[{i}]",
                              "move the shared blocks into a third file both import")
+    if target is None:
+        raise SpecErrors.one(f"imported file {rel!r} not found (looked at {shown})", pos,
+                             f"imports[{i}]", "paths are relative to the importing file"
+                             + (f" (then to the folders of --import-root and {ENV_VAR})"
+                                if len(session.roots) > 1 else ""))
     if len(chain) > MAX_IMPORT_DEPTH:
         raise SpecErrors.one(f"imports nested more than {MAX_IMPORT_DEPTH} deep", pos, f"imports[{i}]",
                              "import the blocks from fewer levels of files")
-    if not target.is_file():
-        raise SpecErrors.one(f"imported file {rel!r} not found (looked at {shown})", pos,
-                             f"imports[{i}]", "paths are relative to the importing file")
-    sub_tree = load_yaml(read_text(str(target)), shown)
-    if not isinstance(sub_tree, LDict):
-        raise SpecErrors.one(f"the top level is {_kind(sub_tree)}, not a mapping", Pos(shown, 1, 1),
-                             "", "a block library is a mapping with `archc: 1` and `blocks:`")
-    errors = validate_tree(sub_tree)
-    if errors:
-        raise SpecErrors(errors)
-    sub_env = _settle_vars(sub_tree, shown, None, {})
-    sub_blocks, sub_files = _imports(sub_tree, target.parent, shown, chain + (target,))
+    if target not in session.cache:
+        session.cache[target] = _load_import(target, rel, shown, pos, i, chain, session)
+    loaded = session.cache[target].result()
+    if len(chain) + loaded.height > MAX_IMPORT_DEPTH:  # a file cached when first met less deep
+        raise SpecErrors.one(f"imports nested more than {MAX_IMPORT_DEPTH} deep", pos, f"imports[{i}]",
+                             "import the blocks from fewer levels of files")
+    blocks = {}
+    for name in wanted or loaded.blocks:
+        if name not in loaded.blocks:
+            raise SpecErrors.one(f"{rel} defines no block {name!r}", pos, f"imports[{i}]",
+                                 _var_hint_blocks(name, loaded.blocks))
+        blocks[name] = loaded.blocks[name]
+    return blocks, [str(target)] + loaded.files
+
+
+def _load_import(target: Path, rel: str, shown: str, pos: Pos, i: int, chain: tuple,
+                 session: ImportSession) -> Imported:
+    """Read, check and settle one imported file (once per load: the caller caches it,
+    errors included). The file's own imports are loaded in turn."""
+    try:
+        session.check_file(target, rel, pos, f"imports[{i}]")
+        text = read_text(str(target))
+        sub_tree = load_yaml(text, shown)
+        session.spend(text, sub_tree, pos, f"imports[{i}]")
+        if not isinstance(sub_tree, LDict):
+            raise SpecErrors.one(f"the top level is {_kind(sub_tree)}, not a mapping", Pos(shown, 1, 1),
+                                 "", "a block library is a mapping with `archc: 1` and `blocks:`")
+        _require_format_key(sub_tree, shown)
+        errors = validate_tree(sub_tree)
+        if errors:
+            raise SpecErrors(errors)
+        sub_env = _settle_vars(sub_tree, shown, None, {})
+        sub_blocks, sub_files = _imports(sub_tree, target.parent, shown, chain + (target,), session)
+    except SpecErrors as exc:
+        return Imported(errors=exc.errors)
     own = _own_blocks(sub_tree, sub_env, str(target))
     sub_blocks.update(own)
     for b in own.values():
         b.visible = sub_blocks  # lexical scope: an imported block calls its file's blocks
-    blocks = {}
-    for name in wanted or sub_blocks:
-        if name not in sub_blocks:
-            raise SpecErrors.one(f"{rel} defines no block {name!r}", pos, f"imports[{i}]",
-                                 _var_hint_blocks(name, sub_blocks))
-        blocks[name] = sub_blocks[name]
-    return blocks, [str(target)] + sub_files
+    # levels of imports below this file: 0 for a file that imports nothing
+    height = max((1 + session.cache[Path(f)].height for f in sub_files), default=0)
+    return Imported(sub_blocks, sub_files, height)
 
 
 def _var_hint_blocks(name: str, blocks) -> str:

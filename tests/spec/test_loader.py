@@ -217,12 +217,24 @@ def test_shared_aliases_without_loops_load():
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_endless_file_is_not_read_into_memory():
+def test_endless_device_is_not_read():
     start = time.perf_counter()
     with pytest.raises(SpecErrors) as info:
         read_text("/dev/zero")
     assert time.perf_counter() - start < 2
-    assert info.value.errors[0].render() == ("/dev/zero: error: file is larger than 4 MiB — a network "
+    assert info.value.errors[0].render() == ("/dev/zero: error: a character device, not a regular "
+                                             "file — give a spec file (.yaml)")
+
+
+def test_huge_file_is_not_read_into_memory(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as f:
+        f.truncate(2**30)  # 1 GiB, sparse: nothing is written to disk
+    start = time.perf_counter()
+    with pytest.raises(SpecErrors) as info:
+        read_text(str(path))
+    assert time.perf_counter() - start < 2
+    assert info.value.errors[0].render() == (f"{path}: error: file is larger than 4 MiB — a network "
                                              "spec is a few kilobytes; is this the right file?")
 
 
