@@ -120,13 +120,14 @@ class Attention(Op):
         views of the projections' outputs —, their output (which the output projection
         keeps too) and a float32 log-sum-exp per head and query. On the CPU with attention
         dropout torch falls back to the unfused math: the scaled q, copies of k and v, the
-        softmax, the dropout noise and the dropped weights, then the output."""
+        softmax, the dropout noise and the dropped weights, then the output (with one sample,
+        v's reshape to (heads, Lk, D/heads) is a view: the whole projection is kept instead)."""
         n, (lq, d), lk, h = ctx.batch, ins[0], ins[-1][0], a["heads"]
         inputs = [Saved("input", i) for i in range(len(ins))] if ctx.trainable else []
         if ctx.device == "cpu" and a["dropout"] > 0:
             squares = [saved_new(n * h * lq * lk)] * 3
-            return inputs + [saved_new(n * lq * d), saved_new(n * lk * d), saved_new(n * lk * d),
-                             *squares, saved_new(n * lq * d)]
+            v = saved_new(n * lk * (d if n > 1 else (3 if len(ins) == 1 else 2) * d))
+            return inputs + [saved_new(n * lq * d), saved_new(n * lk * d), v, *squares, saved_new(n * lq * d)]
         projections = [saved_new(n * lq * 3 * d)] if len(ins) == 1 else \
             [saved_new(n * lq * d), saved_new(n * lk * 2 * d)]
         return inputs + projections + [saved_new(n * lq * d), saved_new(n * h * lq, 4)]

@@ -128,10 +128,10 @@ class LocalResponseNorm(Op):
     def saved(self, a, ins, out, ctx):
         # F.local_response_norm is composite: x·x keeps x; the squares padded by size - 1
         # channels feed an average pool, which keeps them; (k + α·avg)^β keeps its base; x / d
-        # keeps x and d; one float64 scalar (α) besides
+        # keeps x and d
         n, c, rest = ctx.batch, ins[0][0], numel(ins[0][1:])
         return [Saved("input"), saved_new(n * (c + a["size"] - 1) * rest), saved_new(n * numel(ins[0])),
-                saved_new(n * numel(ins[0])), saved_new(1, 8)]
+                saved_new(n * numel(ins[0]))]
 
 
 # inputs of the norms that work on any feature map: (C, L), (C, H, W), (C, D, H, W)

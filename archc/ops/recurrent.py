@@ -81,12 +81,15 @@ class _Recurrent(Op):
             return f"{mod}({args[0]})[0]"
         return f"final_state({mod}({args[0]})[1]{self.h_n}, {_dirs(a)})"
 
-    # An estimate, not a count: the fused kernels keep an opaque workspace (oneDNN's on the
-    # CPU, cuDNN's reserve on CUDA) of about 16 values per step, sample and hidden unit for
-    # each layer and direction (measured with torch 2.14's oneDNN LSTM: 15.6-16.5 at
-    # realistic sizes, more at tiny ones); besides it each layer keeps its input sequence,
-    # output sequence and four (B, H) states, and dropout between layers its noise.
+    # An estimate, not a count: the kernels keep an opaque workspace (oneDNN's LSTM on the
+    # CPU, cuDNN's reserve on CUDA) or, for torch's step-by-step CPU GRU, the gates of every
+    # step: about `workspace` values per step, sample and hidden unit for each layer and
+    # direction (measured with torch 2.14 on the CPU at L 8-32, H 64-128, B 16-32: LSTM
+    # 15.4-16.5, GRU 5.5-5.9; far more at toy sizes, oneDNN's buffer has a floor); besides
+    # it each layer keeps its input and output sequences and four (B, H) states, and
+    # dropout between layers its noise.
     saved_is_estimate = True
+    workspace = 16
 
     def saved(self, a, ins, out, ctx):
         n, (length, width), h, dirs = ctx.batch, ins[0], a["hidden"], _dirs(a)
@@ -94,7 +97,7 @@ class _Recurrent(Op):
         for layer, layer_in in enumerate(self._layer_inputs(a, ins)):
             for _ in range(dirs):
                 kept += [saved_new(n * length * layer_in), saved_new(n * length * h),
-                         saved_new(16 * n * length * h)] + [saved_new(n * h)] * 4
+                         saved_new(self.workspace * n * length * h)] + [saved_new(n * h)] * 4
             if layer and a["dropout"]:
                 kept.append(saved_new(n * length * layer_in))
         return kept
@@ -127,5 +130,6 @@ class GRU(_Recurrent):
     name = "gru"
     doc = "Gated recurrent unit over a sequence [L, D] (nn.GRU, batch first)."
     gates = 3  # reset, update, new
+    workspace = 6
     torch_class = "GRU"
     h_n = ""  # nn.GRU returns (output, h_n)
