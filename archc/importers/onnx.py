@@ -149,7 +149,7 @@ def _validated(g: OnnxGraph, text: str, layers, ids):
     import archc
 
     try:
-        graph = archc.load(text)
+        graph = archc.load(text=text)
     except SpecErrors as exc:
         raise SpecErrors([SpecError(f"the imported spec does not validate: {e.message}", Pos(g.file), e.path,
                                     "this is a bug in archc's importer; please report it with the model")
@@ -158,7 +158,8 @@ def _validated(g: OnnxGraph, text: str, layers, ids):
     for layer, id_ in zip(layers, ids):
         onnx_shape = g.shapes.get(layer.output)
         ours = graph.node(id_).meta.get("shape")
-        if onnx_shape is not None and ours is not None and tuple(onnx_shape[1:]) != tuple(ours):
+        if onnx_shape is not None and ours is not None and (len(onnx_shape) != len(ours) + 1 or any(
+                d is not None and d != o for d, o in zip(onnx_shape[1:], ours))):
             errors.append(SpecError(f"layer {id_} ({layer.op}) gives {list(ours)} where ONNX gives "
                                     f"{list(onnx_shape[1:])}", Pos(g.file), id_,
                                     "this is a bug in archc's importer; please report it with the model"))

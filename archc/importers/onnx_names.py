@@ -32,7 +32,7 @@ def _part(text: str, first: bool) -> str:
 
 
 def clean(hint: str) -> str:
-    parts = [p for p in re.split(r"[./]", hint) if p]
+    parts = [p for p in hint.split(".") if p]
     return ".".join(_part(p, i == 0) for i, p in enumerate(parts)) or "node"
 
 

@@ -23,6 +23,11 @@ def _out(node) -> str:
     return node.outputs[0]
 
 
+def f32(value) -> float:
+    """An ONNX float attribute (float32) as its shortest decimal: 1e-05, not 9.99999974e-06."""
+    return float(str(np.float32(value)))
+
+
 def _padding(node, axes: int, shape):
     """ONNX pads [x1_begin, x2_begin, ..., x1_end, x2_end] (or auto_pad) as archc's padding:
     an int, one per axis, or (before, after) per axis ([top, bottom, left, right])."""
@@ -156,8 +161,8 @@ def batchnorm(node, ctx):
         raise Unsupported(f"it normalises a rank-{rank} tensor", "batch norm of rank 2 to 5")
     names = ("weight", "bias", "running_mean", "running_var")
     tensors = {n: ctx.weight(node, i + 1, n) for i, n in enumerate(names)}
-    a = {"eps": float(node.attrs.get("epsilon", 1e-5)),
-         "momentum": round(1.0 - float(node.attrs.get("momentum", 0.9)), 6)}  # ONNX keeps 1 - torch's
+    a = {"eps": f32(node.attrs.get("epsilon", 1e-5)),
+         "momentum": round(1.0 - f32(node.attrs.get("momentum", 0.9)), 6)}  # ONNX keeps 1 - torch's
     return [Layer(kind, a, [x], _out(node), tensors, ctx.param_hint(node))]
 
 
@@ -172,7 +177,7 @@ def layernorm(node, ctx):
     scale = ctx.weight(node, 1, "scale")
     bias = ctx.optional(node, 2, "bias")
     bias = np.zeros_like(scale) if bias is None else bias  # archc's affine layer norm has both
-    return [Layer("layernorm", {"dims": dims, "eps": float(node.attrs.get("epsilon", 1e-5))}, [x],
+    return [Layer("layernorm", {"dims": dims, "eps": f32(node.attrs.get("epsilon", 1e-5))}, [x],
                   _out(node), {"weight": scale, "bias": bias}, ctx.param_hint(node))]
 
 
@@ -180,7 +185,7 @@ def layernorm(node, ctx):
 def instancenorm(node, ctx):
     x = ctx.data(node)
     tensors = {"weight": ctx.weight(node, 1, "scale"), "bias": ctx.weight(node, 2, "bias")}
-    return [Layer("instancenorm", {"eps": float(node.attrs.get("epsilon", 1e-5)), "affine": True}, [x],
+    return [Layer("instancenorm", {"eps": f32(node.attrs.get("epsilon", 1e-5)), "affine": True}, [x],
                   _out(node), tensors, ctx.param_hint(node))]
 
 
@@ -191,14 +196,14 @@ def groupnorm(node, ctx):
     scale, bias = ctx.weight(node, 1, "scale"), ctx.weight(node, 2, "bias")
     if scale.size != channels:  # opset 18's form: one scale per group
         raise Unsupported("its scale is per group (opset 18)", "a per-channel scale (opset 21's GroupNormalization)")
-    a = {"groups": int(node.attrs["num_groups"]), "eps": float(node.attrs.get("epsilon", 1e-5))}
+    a = {"groups": int(node.attrs["num_groups"]), "eps": f32(node.attrs.get("epsilon", 1e-5))}
     return [Layer("groupnorm", a, [x], _out(node), {"weight": scale, "bias": bias}, ctx.param_hint(node))]
 
 
 @maps("LRN")
 def lrn(node, ctx):
-    a = {"size": int(node.attrs["size"]), "alpha": float(node.attrs.get("alpha", 1e-4)),
-         "beta": float(node.attrs.get("beta", 0.75)), "k": float(node.attrs.get("bias", 1.0))}
+    a = {"size": int(node.attrs["size"]), "alpha": f32(node.attrs.get("alpha", 1e-4)),
+         "beta": f32(node.attrs.get("beta", 0.75)), "k": f32(node.attrs.get("bias", 1.0))}
     return [Layer("local_response_norm", a, [ctx.data(node)], _out(node))]
 
 
@@ -213,6 +218,10 @@ def pool(node, ctx):
     a = _window(node)
     axes = a.pop("axes")
     kind = ("maxpool" if node.op == "MaxPool" else "avgpool") + f"{axes}d"
+    strides = list(node.attrs.get("strides", [1] * axes))  # ONNX's default is 1, archc's the kernel
+    a.pop("stride", None)
+    if strides != list(node.attrs["kernel_shape"]):
+        a["stride"] = compact(strides)
     padding = _padding(node, axes, ctx.shape(x))
     if padding != 0:
         a["padding"] = padding
@@ -239,7 +248,7 @@ def reduce_mean(node, ctx):
     axes = sorted(a + rank if a < 0 else a for a in axes) or list(range(rank))
     keep = bool(node.attrs.get("keepdims", 1))
     dims = [ctx.axis(node, x, a) for a in axes]
-    if rank >= 3 and axes == list(range(2, rank)):
+    if rank >= 4 and axes == list(range(2, rank)):  # images, volumes; (C, L) or [L, D] stay a mean
         return [Layer("global_avgpool", {} if keep else {"keepdims": False}, [x], _out(node))]
     return [Layer("mean", {"dims": dims} | ({"keepdims": True} if keep else {}), [x], _out(node))]
 
@@ -262,12 +271,12 @@ def activation(node, ctx):
 
 @maps("LeakyRelu")
 def leaky_relu(node, ctx):
-    return [Layer("leaky_relu", {"slope": float(node.attrs.get("alpha", 0.01))}, [ctx.data(node)], _out(node))]
+    return [Layer("leaky_relu", {"slope": f32(node.attrs.get("alpha", 0.01))}, [ctx.data(node)], _out(node))]
 
 
 @maps("Elu")
 def elu(node, ctx):
-    return [Layer("elu", {"alpha": float(node.attrs.get("alpha", 1.0))}, [ctx.data(node)], _out(node))]
+    return [Layer("elu", {"alpha": f32(node.attrs.get("alpha", 1.0))}, [ctx.data(node)], _out(node))]
 
 
 @maps("Gelu")

@@ -24,7 +24,7 @@ def _to_shape(node, ctx, x: str, rest: list) -> list[Layer]:
     size = math.prod(shape)
     known = [d for d in rest if d != -1]
     if rest.count(-1) > 1 or (rest.count(-1) == 0 and math.prod(known) != size) \
-            or (rest.count(-1) == 1 and (not known or size % math.prod(known))):
+            or (rest.count(-1) == 1 and size % math.prod(known)):
         raise Unsupported(f"it reshapes {list(shape)} to {rest} per sample", "a reshape that keeps the batch")
     full = [size // math.prod(known) if d == -1 else d for d in rest]
     if full == list(shape):

@@ -49,19 +49,35 @@ def read_onnx(path) -> OnnxGraph:
 
     file = str(path)
     try:
-        model = onnx.load(file, load_external_data=True)
-    except FileNotFoundError as exc:  # an external data file that is not there
-        raise fail(file, f"its external data file is missing: {exc.filename}",
-                   "keep the .data file beside the model, under the name the model gives") from None
+        model = onnx.load(file, load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: not a model
         raise fail(file, f"not an ONNX model ({type(exc).__name__})",
                    "give a .onnx file written by torch.onnx, tf2onnx or another exporter") from None
+    _load_external_data(model, file)
     model = _at_supported_opset(model, file)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:  # inference failed: go on with the shapes the file states
         del exc
     return _graph(model, file)
+
+
+def _load_external_data(model, file: str) -> None:
+    """Read the initialisers kept in files beside the model, saying which one is missing."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    folder = Path(file).parent
+    for t in model.graph.initializer:
+        if uses_external_data(t):
+            location = next((e.value for e in t.external_data if e.key == "location"), "")
+            if not (folder / location).is_file():
+                raise fail(file, f"its external data file is missing: {folder / location}",
+                           "keep the data file beside the model, under the name the model gives")
+    try:
+        load_external_data_for_model(model, str(folder))
+    except Exception as exc:
+        raise fail(file, f"its external data could not be read ({type(exc).__name__}: {exc})",
+                   "re-export the model with its data") from None
 
 
 def default_opset(model) -> int:
