@@ -301,6 +301,46 @@ def expand(spec, sets, preset):
 
 
 @main.command()
+@spec_argument
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Default: train.batch_size.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "rmsprop"]), default=None,
+              help="Default: train.optimizer.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Default: train.amp (auto: bf16 on a GPU, fp32 on the CPU).")
+@click.option("--amp", "amp", is_flag=True, help="Mixed precision: the same as --precision bf16.")
+@click.option("--memory", default=None, metavar="SIZE", help="Also print the largest batch that fits in SIZE (24GiB, 512MiB).")
+@click.option("--device", default="cuda", show_default=True, metavar="cuda|cpu|cuda:N",
+              help="The kernels to plan for; cuda:N also reads that GPU's free memory (imports torch).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@set_option
+@preset_option
+def plan(spec, batch_size, optimizer, precision, amp, memory, device, fmt, sets, preset):
+    """Predict the memory of one training step of SPEC[:NETWORK], torch-free (docs/train.md#memory)."""
+    from archc.report import plan as P
+    from archc.train.errors import TrainError
+
+    from archc.analysis.memory import parse_bytes
+
+    try:
+        size = parse_bytes(memory) if memory is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--memory") from None
+    if device not in ("cuda", "cpu") and not device.startswith("cuda:"):
+        raise click.BadParameter(f"{device!r} is not cuda, cpu or cuda:N", param_hint="--device")
+    graph = load_graphs(spec, sets, preset, all_networks=False)[0]
+    try:
+        if device.startswith("cuda:") and size is None:
+            size = P.device_memory(device)
+        settings = P.settings_for(graph, batch_size, optimizer, "bf16" if amp and not precision else precision,
+                                  "cpu" if device == "cpu" else "cuda")
+    except (TrainError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    doc = P.make(graph, settings, size)
+    render = {"json": P.render_json, "markdown": P.render_markdown}.get(fmt, P.render_text)
+    click.echo(render(doc), nl=fmt == "json")
+
+
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def zoo(fmt):
     """List the bundled reference specs: name, input, params, MACs."""
@@ -498,12 +538,14 @@ def _run_training(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
               help="Train on N processes (DDP) started by torchrun; --batch-size is the global batch.")
+@click.option("--strategy", type=click.Choice(["ddp", "fsdp"]), default=None,
+              help="With --nproc/torchrun: ddp (default) or fsdp (shards parameters, gradients, optimizer state).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training (train.compile).")
 @set_option
 @preset_option
 @import_root_option
 def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, seed, init_from, freeze, quiet,
-          as_json, nproc, compile_, sets, preset):
+          as_json, nproc, strategy, compile_, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
@@ -518,7 +560,7 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
     require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
-             "seed": seed, "init_from": init_from, "compile": compile_ or None,
+             "seed": seed, "init_from": init_from, "strategy": strategy, "compile": compile_ or None,
              "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
 
     def run():

@@ -1,0 +1,130 @@
+"""``archc plan``: the memory of one training step, as a table, Markdown or JSON.
+
+The settings come from the spec's ``train:`` section (archc/train/config.py: batch_size,
+optimizer, amp), the flags override them; the numbers from archc/analysis/memory.py.
+Torch is imported only to read a device's free memory (``--device cuda:0``)."""
+
+from __future__ import annotations
+
+import json
+
+from archc.analysis.memory import MARGIN, MemoryPlan, Settings, largest_batch, plan
+from archc.ir.graph import Graph
+from archc.printable import markdown_text, printable
+from archc.report import numbers as N
+
+FORMAT = "archc.plan/1"
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, device="cuda") -> Settings:
+    """The plan's settings: the spec's train section, then the flags. Raises TrainError for
+    a train section that training would refuse."""
+    from archc.train.config import make_config
+
+    cfg = make_config(graph.train, {"batch_size": batch})
+    opt = cfg.optimizer
+    own = optimizer in (None, opt.name)  # momentum and decay belong to the spec's optimizer
+    name = optimizer or opt.name
+    if precision is None:  # train.amp: auto is bf16 on a GPU (AmpPolicy), off on the CPU
+        amp = cfg.amp
+        precision = ("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") \
+            if device == "cuda" else ("bf16" if amp == "bf16" else "fp32")
+    return Settings(batch=cfg.batch_size, optimizer=name, momentum=opt.momentum if own else 0.0,
+                    weight_decay=(opt.weight_decay or 0.0) if own else 0.0, nesterov=opt.nesterov and own,
+                    precision=precision, device=device)
+
+
+def make(graph: Graph, settings: Settings, memory: int | None = None) -> dict:
+    """The plan as plain data (what --format json prints; docs/json.md)."""
+    p = plan(graph, settings)
+    doc = {"format": FORMAT, "name": graph.name, "file": graph.file,
+           "settings": {"batch_size": settings.batch, "optimizer": settings.optimizer,
+                        "momentum": settings.momentum, "precision": settings.precision,
+                        "device": settings.device},
+           "trainable_params": p.trainable_params, "bytes": totals(p), "largest_batch": None,
+           "layers": [{"id": n.name, "op": n.op, "output_bytes": n.output_bytes,
+                       "saved_bytes": n.saved_bytes, "inplace": n.inplace, "estimate": n.estimate}
+                      for n in p.nodes]}
+    if memory is not None:
+        batch, fit = largest_batch(graph, settings, memory)
+        doc["largest_batch"] = {"memory": memory, "margin": MARGIN, "batch": batch,
+                                "peak": fit.peak if fit else None}
+    return doc
+
+
+def totals(p: MemoryPlan) -> dict:
+    return {"params": p.params, "buffers": p.buffers, "gradients": p.gradients,
+            "optimizer_state": p.optimizer_state, "activations": p.activations,
+            "transient": p.transient, "peak": p.peak}
+
+
+LABELS = {"params": "Parameters (fp32)", "buffers": "Buffers", "gradients": "Gradients",
+          "optimizer_state": "Optimizer state", "activations": "Activations kept for backward",
+          "transient": "Largest transient", "peak": "Predicted peak of one step"}
+
+
+def _title(doc: dict) -> str:
+    s = doc["settings"]
+    momentum = f" (momentum {s['momentum']:g})" if s["momentum"] else ""
+    return (f"{doc['name']}: batch {s['batch_size']}, {s['optimizer']}{momentum}, {s['precision']}, "
+            f"on {s['device']}")
+
+
+def _fit_line(doc: dict) -> str | None:
+    fit = doc["largest_batch"]
+    if fit is None:
+        return None
+    if not fit["batch"]:
+        return (f"Largest batch: none — one sample needs more than {N.nbytes(fit['memory'])} "
+                f"less the {fit['margin']:.0%} margin")
+    return (f"Largest batch that fits in {N.nbytes(fit['memory'])}: {fit['batch']} "
+            f"(peak {N.nbytes(fit['peak'])}, keeping {fit['margin']:.0%} free for what is not counted)")
+
+
+def _layer_rows(doc: dict):
+    total = doc["bytes"]["activations"] or 1
+    for layer in doc["layers"]:
+        if layer["saved_bytes"]:
+            mark = " ~" if layer["estimate"] else (" (in place)" if layer["inplace"] else "")
+            yield (printable(layer["id"]), layer["op"] + mark, N.nbytes(layer["output_bytes"]),
+                   N.nbytes(layer["saved_bytes"]), f"{layer['saved_bytes'] / total:.1%}")
+
+
+def render_text(doc: dict) -> str:
+    head = ("Layer", "Op", "Output", "Kept for backward", "Share")
+    rows = [head, *_layer_rows(doc)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [printable(_title(doc)), ""]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    lines.append("")
+    width = max(len(v) for v in LABELS.values())
+    for key, label in LABELS.items():
+        lines.append(f"{label:<{width}}  {N.nbytes(doc['bytes'][key]):>11}")
+    fit = _fit_line(doc)
+    return "\n".join(lines + ([fit] if fit else [])) + "\n"
+
+
+def render_markdown(doc: dict) -> str:
+    out = [f"### {markdown_text(_title(doc))}", "", "| Layer | Op | Output | Kept for backward | Share |",
+           "|---|---|---:|---:|---:|"]
+    out += [f"| `{markdown_text(r[0])}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in _layer_rows(doc)]
+    out += ["", "| Total | |", "|---|---:|"]
+    out += [f"| {label} | {N.nbytes(doc['bytes'][key])} |" for key, label in LABELS.items()]
+    fit = _fit_line(doc)
+    return "\n".join(out + (["", fit] if fit else [])) + "\n"
+
+
+def render_json(doc: dict) -> str:
+    return json.dumps(doc, indent=2)
+
+
+def device_memory(device: str) -> int:
+    """Free bytes of a CUDA device (torch.cuda.mem_get_info); imports torch."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available here; give --memory instead")
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return free
