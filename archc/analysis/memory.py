@@ -163,9 +163,7 @@ class _Value:
 
 def saved_activations(graph: Graph, st: Settings) -> tuple[list[NodeMemory], int]:
     """(a row per node, bytes of every storage autograd keeps, each once)."""
-    from archc.backends.torch.codegen import inplace_plan
-
-    alias, overwrites = inplace_plan(graph)
+    alias, overwrites = _inplace(graph)
     half = HALF if st.precision in ("bf16", "fp16") else 0
     in_size = IDS_BYTES if graph.input_dtype != FLOAT else FP32
     values = {INPUT: _Value(INPUT, True, st.input_grad and graph.input_dtype == FLOAT, in_size)}
@@ -207,6 +205,18 @@ def saved_activations(graph: Graph, st: Settings) -> tuple[list[NodeMemory], int
         rows.append(NodeMemory(node.name, node.op, out, st.batch * numel(out) * itemsize, mine,
                                over is not None, getattr(op, "saved_is_estimate", False)))
     return rows, sum(storages[k] for k in kept)
+
+
+def _inplace(graph: Graph):
+    """The code generator's in-place decisions, once per graph (they do not depend on the
+    batch; largest_batch() plans the same graph many times)."""
+    from archc.backends.torch.codegen import inplace_plan
+
+    cached = graph.__dict__.get("_inplace_plan")
+    if cached is None or cached[0] is not graph.nodes:
+        cached = (graph.nodes, inplace_plan(graph))
+        graph.__dict__["_inplace_plan"] = cached
+    return cached[1]
 
 
 def _itemsize(op, node, inputs, half: int) -> int:
@@ -251,13 +261,28 @@ def largest_batch(graph: Graph, settings: Settings, memory: int, margin: float =
     it, and its plan; (0, None) when not even one sample fits. The peak grows with the
     batch (every term is constant or linear in it), so a binary search finds it."""
     budget = memory * (1 - margin)
+    plans: dict[int, MemoryPlan] = {}
 
     def fits(b: int) -> MemoryPlan | None:
-        p = plan(graph, _with_batch(settings, b))
-        return p if p.peak <= budget else None
+        if b not in plans:
+            plans[b] = plan(graph, _with_batch(settings, b))
+        return plans[b] if plans[b].peak <= budget else None
 
     if fits(1) is None:
         return 0, None
+    # every term is linear in the batch but the transient (the larger of two lines): solve
+    # the line through batches 1 and 2, then step to the exact answer from there
+    fits(2)
+    one, two = plans[1].peak, plans[2].peak
+    if two > one:
+        guess = max(1, min(limit, int((budget - (2 * one - two)) // (two - one))))
+        for _ in range(8):
+            if fits(guess) is None:
+                guess -= 1
+            elif guess < limit and fits(guess + 1) is not None:
+                guess += 1
+            else:
+                return guess, fits(guess)
     lo, hi = 1, 2
     while hi <= limit and fits(hi):
         lo, hi = hi, hi * 2

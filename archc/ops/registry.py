@@ -378,9 +378,12 @@ def register(cls):
 
 
 def get_op(name: str) -> Op | None:
-    from archc import ops  # noqa: F401  (importing the package registers every op)
+    op = REGISTRY.get(name)
+    if op is None:  # not registered yet: importing the package registers every op
+        from archc import ops  # noqa: F401
 
-    return REGISTRY.get(name)
+        op = REGISTRY.get(name)
+    return op
 
 
 def all_ops() -> dict[str, Op]:

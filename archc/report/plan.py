@@ -20,19 +20,37 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, device="cuda") -> Settings:
     """The plan's settings: the spec's train section, then the flags. Raises TrainError for
     a train section that training would refuse."""
-    from archc.train.config import make_config
-
-    cfg = make_config(graph.train, {"batch_size": batch})
-    opt = cfg.optimizer
-    own = optimizer in (None, opt.name)  # momentum and decay belong to the spec's optimizer
-    name = optimizer or opt.name
+    cfg = _train_section(graph.train or {})
+    opt = cfg["optimizer"]
+    own = optimizer in (None, opt.get("name", "sgd"))  # momentum and decay belong to the spec's optimizer
+    name = optimizer or opt.get("name", "sgd")
     if precision is None:  # train.amp: auto is bf16 on a GPU (AmpPolicy), off on the CPU
-        amp = cfg.amp
+        amp = cfg.get("amp", "auto")
         precision = ("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") \
             if device == "cuda" else ("bf16" if amp == "bf16" else "fp32")
-    return Settings(batch=cfg.batch_size, optimizer=name, momentum=opt.momentum if own else 0.0,
-                    weight_decay=(opt.weight_decay or 0.0) if own else 0.0, nesterov=opt.nesterov and own,
-                    precision=precision, device=device)
+    return Settings(batch=batch or cfg.get("batch_size", 32), optimizer=name,
+                    momentum=float(opt.get("momentum", 0.0)) if own else 0.0,
+                    weight_decay=float(opt.get("weight_decay") or 0.0) if own else 0.0,
+                    nesterov=bool(opt.get("nesterov", False)) and own, precision=precision, device=device)
+
+
+def _train_section(train: dict) -> dict:
+    """The keys a plan reads, checked as training checks them (archc/train/config.py; its
+    full conversion costs more than the whole plan, so only these are converted)."""
+    from archc.spec.loader import plain
+    from archc.train.config import OptimizerConfig, convert
+    from archc.train.errors import TrainError
+
+    raw = plain(train)
+    opt = raw.get("optimizer", {})
+    converted = convert(OptimizerConfig, opt, "train.optimizer")
+    out = {"optimizer": {k: getattr(converted, k) for k in ("name", "momentum", "weight_decay", "nesterov")}}
+    for key, kinds in (("batch_size", int), ("amp", (bool, str))):
+        if key in raw:
+            if not isinstance(raw[key], kinds) or (key == "batch_size" and (isinstance(raw[key], bool) or raw[key] < 1)):
+                raise TrainError(f"train.{key}: {raw[key]!r} is not valid")
+            out[key] = raw[key]
+    return out
 
 
 def make(graph: Graph, settings: Settings, memory: int | None = None) -> dict:
