@@ -114,6 +114,19 @@ import_root_option = click.option(
     "(repeatable; also ARCHC_IMPORT_PATH). Default: the spec's own folder only.")
 
 
+def _no_memory_check(ctx, param, skip):
+    if skip:
+        from archc.analysis.budget import skip_checks
+
+        ctx.call_on_close(skip_checks())
+
+
+# commands that allocate a network: its size is checked against memory first (archc/analysis/budget.py)
+memory_check_option = click.option(
+    "--no-memory-check", is_flag=True, expose_value=False, callback=_no_memory_check,
+    help="Allocate the network even when its estimated size exceeds the memory available.")
+
+
 # Packages of the optional extras (pyproject.toml), and the extra that brings each: the
 # static commands need none of them, the others say what to install instead of failing.
 OPTIONAL_MODULES = {
@@ -314,6 +327,7 @@ def expand(spec, sets, preset):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @set_option
 @preset_option
+@import_root_option
 def plan(spec, batch_size, optimizer, precision, amp, memory, device, fmt, sets, preset):
     """Predict the memory of one training step of SPEC[:NETWORK], torch-free (docs/train.md#memory)."""
     from archc.report import plan as P
@@ -449,6 +463,7 @@ COMPILE_SUFFIXES = (".py", ".pt", ".pth", ".safetensors")
 @set_option
 @preset_option
 @import_root_option
+@memory_check_option
 def compile_(spec, output, show, seed, init, sets, preset):
     """Compile SPEC[:NETWORK] to PyTorch: a readable source file or initial weights."""
     from archc.backends.torch.codegen import generate
@@ -498,6 +513,25 @@ def save_weights(graph, output: str, suffix: str, seed, init) -> None:
 # --------------------------------------------------------------------------- training
 
 
+class BatchSizeType(click.ParamType):
+    """--batch-size: a positive integer or `auto`."""
+
+    name = "batch_size"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is not a positive integer or auto", param, ctx)
+        return n
+
+
+
+
 def _train_target(spec: str, sets, preset):
     """(path, network, overrides) of SPEC[:NETWORK], checked like the other commands."""
     from archc.api import split_target
@@ -525,7 +559,9 @@ def _run_training(fn):
 @click.option("--data", default=None, metavar="SOURCE",
               help="digits (default), an .npz file, an image folder, an MNIST or CIFAR-10 folder.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=BatchSizeType(), default=None, metavar="N|auto",
+              help="auto: the largest batch that fits --memory (or the GPU's free memory), by archc plan.")
+@click.option("--memory", "memory_size", default=None, metavar="SIZE", help="With --batch-size auto: the memory to fill (512MiB, 24GiB).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--device", default=None, metavar="auto|cpu|cuda", help="Default: auto (CUDA when available).")
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/NAME[-N]).")
@@ -544,8 +580,9 @@ def _run_training(fn):
 @set_option
 @preset_option
 @import_root_option
-def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, seed, init_from, freeze, quiet,
-          as_json, nproc, strategy, compile_, sets, preset):
+@memory_check_option
+def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, overwrite, seed, init_from, freeze,
+          quiet, as_json, nproc, strategy, compile_, sets, preset):
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
@@ -559,6 +596,8 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
     require_file(resume, "--resume", "folder")
     require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
+    if batch_size == "auto":
+        batch_size = _auto_batch(path, network, overrides, preset, memory_size, device, quiet)
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
              "seed": seed, "init_from": init_from, "strategy": strategy, "compile": compile_ or None,
              "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
@@ -579,6 +618,29 @@ def train(spec, data, epochs, batch_size, lr, device, out, resume, overwrite, se
         shown = {k: v for k, v in metrics.items() if k.startswith("test_")} or metrics
         click.echo("final: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in shown.items()) + f"  (run: {run_dir})", err=True)
+
+
+def _auto_batch(path, network, overrides, preset, memory_size, device, quiet) -> int:
+    """The batch of --batch-size auto (archc/report/plan.py), said on the first line."""
+    from archc.analysis.memory import parse_bytes
+    from archc.api import load
+    from archc.report.plan import auto_batch
+
+    if path is None:
+        raise click.UsageError("--batch-size auto needs SPEC (a resumed run keeps its batch)")
+    try:
+        size = parse_bytes(memory_size) if memory_size is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--memory") from None
+    try:
+        batch, line = auto_batch(load(path, network, overrides or None, preset), size, device)
+    except SpecErrors as exc:
+        report_errors(exc)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if not quiet and os.environ.get("RANK", "0") == "0":
+        click.echo(line, err=True)
+    return batch
 
 
 def stage_printer():
@@ -717,6 +779,7 @@ def _onnx_errors(fn):
 @set_option
 @preset_option
 @import_root_option
+@memory_check_option
 def export(spec, output, weights, opset, dynamic, single, optimize, check, quantize, calibrate, data, max_drop,
            fp16_io, sets, preset):
     """Export SPEC[:NETWORK] to ONNX (through torch.onnx) and check it against PyTorch."""

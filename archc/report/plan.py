@@ -146,3 +146,23 @@ def device_memory(device: str) -> int:
         raise ValueError(f"--device {device}: no CUDA device is available here; give --memory instead")
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return free
+
+
+def auto_batch(graph: Graph, memory: int | None, device: str | None) -> tuple[int, str]:
+    """``archc train --batch-size auto``: the largest batch of the plan for the run's
+    optimizer and precision within ``memory`` bytes (else the CUDA device's free memory),
+    and the line that says so. Raises ValueError when nothing fits or no size is known."""
+    cuda = (device or "auto") != "cpu" and memory is None
+    if cuda:
+        memory = device_memory(device if device and device.startswith("cuda") else "cuda")
+    if memory is None:
+        raise ValueError("--batch-size auto on the CPU needs --memory SIZE (e.g. --memory 8GiB)")
+    import_cuda = device not in (None, "auto", "cpu") or cuda
+    settings = settings_for(graph, 1, device="cuda" if import_cuda else "cpu")
+    batch, fit = largest_batch(graph, settings, memory)
+    if not batch:
+        raise ValueError(f"--batch-size auto: not even one sample fits in {N.nbytes(memory)} "
+                         f"(less {MARGIN:.0%} margin) by archc plan's prediction")
+    return batch, (f"batch size auto: {batch}, the largest whose predicted peak ({N.nbytes(fit.peak)}, "
+                   f"{settings.optimizer}, {settings.precision}) fits in {N.nbytes(memory)} "
+                   f"less {MARGIN:.0%} (archc plan)")
