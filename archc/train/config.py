@@ -213,6 +213,8 @@ def _value(hint, value, path: str):
     if value is None and type(None) in options:
         return None
     for option in options:
+        if dataclasses.is_dataclass(option) and value is None:
+            return option()  # `augment: null` (or `--set train.augment=null`): the section's defaults
         if dataclasses.is_dataclass(option) and (isinstance(value, dict) or hasattr(option, "SHORTHAND")):
             return convert(option, value, path)
         ok = _matches(option, value)
@@ -241,6 +243,8 @@ def _matches(option, value):
 
 
 def _word(option) -> str:
+    if dataclasses.is_dataclass(option):
+        return "a mapping"  # a section (its class name means nothing to a user)
     return {int: "an integer", float: "a number", bool: "true or false", str: "text", list: "a list",
             dict: "a mapping", type(None): "nothing"}.get(typing.get_origin(option) or option,
                                                             getattr(option, "__name__", str(option)))

@@ -275,7 +275,9 @@ def _banner(graph, cfg, device, run_dir) -> str:
 
 def _data_line(cfg, splits) -> str:
     n = lambda a: len(a) if a is not None else 0  # noqa: E731
-    return printable(f"data: {cfg.data.source}: {n(splits.train)} train, {n(splits.val)} val, {n(splits.test)} test")
+    notes = "".join(f"; {note}" for note in splits.notes)
+    return printable(f"data: {cfg.data.source}: {n(splits.train)} train, {n(splits.val)} val, {n(splits.test)} test"
+                     + notes)
 
 
 def _curves(run_dir: Path, history: list, progress) -> None:

@@ -227,3 +227,9 @@ def test_missing_run_directory_and_non_weights_files_raise_archcs_errors(tmp_pat
     text.write_text("not weights\n")
     with pytest.raises(WeightsError, match="is not a weights file: not a torch.save checkpoint"):
         archc.load_weights(archc.build("lenet5"), text)
+
+
+def test_a_null_section_means_its_defaults_and_a_wrong_one_says_mapping():
+    assert make_config({"augment": None}).augment.translate == 0.0  # `augment: null`: no augmentation
+    with pytest.raises(TrainError, match=r"train.augment: expected a mapping, got 3"):
+        make_config({"augment": 3})

@@ -171,3 +171,47 @@ def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monk
         load_source(str(tmp_path), DataConfig(), (3, 10, 10))
     monkeypatch.setattr(sources, "memory_budget", lambda: 3 * 10 * 10 * 3 * 4)
     assert len(load_source(str(tmp_path), DataConfig(), (3, 10, 10))) == 3
+
+
+def test_channels_last_npz_images_are_transposed_with_a_note(tmp_path):
+    path = tmp_path / "hwc.npz"
+    x = np.random.default_rng(3).integers(0, 256, (10, 8, 6, 3), dtype=np.uint8)  # (N, H, W, C) as NumPy keeps it
+    np.savez(path, x=x, y=np.arange(10) % 2)
+    s = prepare(cfg(path, val_split=0.0, test_split=0.0), (3, 8, 6))
+    assert s.train.x.shape[1:] == (3, 8, 6)
+    assert torch.equal(s.train.x[4, 2], torch.from_numpy(x[4, :, :, 2].astype(np.float32) / 255))
+    assert s.notes == [f"{path} holds channels-last images (N, 8, 6, 3): read as (N, 3, 8, 6)"]
+    assert prepare(cfg(path, val_split=0.0, resize=True), (3, 16, 12)).train.x.shape[1:] == (3, 16, 12)
+    with pytest.raises(TrainError, match=r"examples have shape \[3, 8, 6\] but the spec's input is \[3, 16, 12\]"):
+        prepare(cfg(path), (3, 16, 12))  # transposed first, so the fix offered is about the size, not the layout
+    assert prepare(cfg(tmp_path / "hwc.npz", val_split=0.0), (144,)).notes == []  # a flat input takes any layout
+
+
+def test_named_data_sets_say_which_files_where_and_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARCHC_DATA", raising=False)
+    with pytest.raises(TrainError) as e:
+        load_source("mnist", DataConfig(), (1, 28, 28))
+    assert str(e.value).startswith("data set 'mnist' needs its files (train-images-idx3-ubyte, ")
+    assert "archc looked in data/mnist, data/MNIST/raw" in str(e.value)
+    assert "curl -fsSL -o data/mnist/$f.gz" in e.value.fix
+    with pytest.raises(TrainError) as e:  # the path a spec names (specs/vgg16_cifar10.yaml), not fetched yet
+        load_source("data/cifar-10-batches-py", DataConfig(), (3, 32, 32))
+    assert "no such folder — it should hold CIFAR-10 (python version): data_batch_1" in str(e.value)
+    assert "cifar-10-python.tar.gz | tar xz -C data" in e.value.fix
+    with pytest.raises(TrainError, match="no such folder — it should hold ImageNet") as e:
+        load_source("data/imagenet/train", DataConfig(), (3, 224, 224))
+    assert "image-net.org" in e.value.fix
+    with pytest.raises(TrainError, match="'npz' is a kind of file or folder, not a data set"):
+        load_source("npz", DataConfig(), (1, 8, 8))
+    with pytest.raises(TrainError) as e:
+        load_source("elsewhere.npz", DataConfig(), (1, 8, 8))
+    assert e.value.fix.startswith("give a data set's name (digits, shapes, pysource, mnist, cifar10) or a path")
+    # once fetched (here under $ARCHC_DATA, in torchvision's layout) the name finds the files
+    raw = tmp_path / "store" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    write_idx(raw / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (5, 28, 28)))
+    write_idx(raw / "train-labels-idx1-ubyte.gz", np.arange(5))
+    monkeypatch.setenv("ARCHC_DATA", str(tmp_path / "store"))
+    assert len(load_source("mnist", DataConfig(), (1, 28, 28))) == 5

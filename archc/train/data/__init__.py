@@ -51,6 +51,7 @@ class Splits:
     test: Arrays | None
     classes: list | None = None
     normalize: dict = field(default_factory=dict)  # {"mean": [...], "std": [...]} when applied
+    notes: list = field(default_factory=list)  # what was done to fit the data (shown on the 'data:' line)
 
 
 @dataclass(frozen=True)
@@ -79,27 +80,59 @@ def register_source(name: str, claims: Callable | None = None, specific: bool = 
 
 
 def load_source(spec: str, cfg, shape: tuple) -> Arrays:
-    """A source name (``digits``) or path -> Arrays; ``cfg`` is the DataConfig, ``shape``
+    """A source name (``digits``, ``mnist``) or path -> Arrays; ``cfg`` is the DataConfig, ``shape``
     the spec's input (sources that decode images may decode them at that size). Raises TrainError."""
-    from archc.train.data import shapes, sources, text  # noqa: F401  (registers the built-in sources)
+    from archc.train.data import catalog, shapes, sources, text  # noqa: F401  (registers the built-in sources)
 
+    if spec in catalog.CATALOG and spec in SOURCES:  # a named data set whose files are fetched once (mnist)
+        return _load_named(spec, cfg, shape)
     if spec in SOURCES:
-        if SOURCES[spec].claims is not None:  # a kind of file or folder, not a data set by itself
+        source = SOURCES[spec]
+        if source.claims is not None:  # a kind of file or folder, not a data set by itself
             raise TrainError(f"data source {spec!r} is a kind of file or folder, not a data set",
-                             "give its path: --data PATH")
-        return SOURCES[spec].load(None, cfg, shape)
+                             f"give its path: --data PATH ({source.doc.replace('``', '')})")
+        return source.load(None, cfg, shape)
     path = Path(spec).expanduser()
+    meant = catalog.for_missing_path(path)
     if not path.exists():
-        close = difflib.get_close_matches(spec, list(SOURCES), n=1)
-        fix = f"did you mean `{close[0]}`?" if close else \
-            "give a path, or one of the built-in sources: " + ", ".join(sorted(SOURCES))
+        if meant is not None:  # the spec's conventional folder (data/cifar-10-batches-py), not fetched yet
+            raise TrainError(f"data source '{spec}': no such folder — it should hold {meant.title}: {meant.files}",
+                             catalog.fetch_fix(meant))
+        close = difflib.get_close_matches(spec, names(), n=1)
+        fix = f"did you mean `{close[0]}`?" if close else "give " + WHAT_DATA_IS
         raise TrainError(f"data source {spec!r}: no such file or folder", fix)
     for source in sorted(SOURCES.values(), key=lambda s: not s.specific):  # specific first, else in order
         if source.claims is not None and source.claims(path):
             return source.load(path, cfg, shape)
-    raise TrainError(f"data source {spec}: not a data set archc can read",
-                     "give an .npz file (x, y), a folder with one sub-folder of images per class, "
-                     "a folder of MNIST IDX files, or a CIFAR-10 python-batches folder")
+    if meant is not None:
+        raise TrainError(f"data source {spec}: no {meant.title} files there (it needs {meant.files})",
+                         catalog.fetch_fix(meant))
+    raise TrainError(f"data source {spec}: not a data set archc can read", "give " + WHAT_DATA_IS)
+
+
+# One sentence for every message that says what --data takes (docs/train.md#data says the same).
+WHAT_DATA_IS = ("a data set's name (digits, shapes, pysource, mnist, cifar10) or a path: an .npz file (x, y), "
+                "a folder with one sub-folder of images per class, a folder of MNIST IDX files, "
+                "or a CIFAR-10 python-batches folder")
+
+
+def names() -> list[str]:
+    """The names --data takes: sources that need no path, and the fetched data sets."""
+    from archc.train.data import catalog
+
+    return sorted(n for n, s in SOURCES.items() if s.claims is None or n in catalog.CATALOG)
+
+
+def _load_named(name: str, cfg, shape) -> Arrays:
+    from archc.train.data import catalog
+
+    source, looked = SOURCES[name], catalog.candidates(name)
+    for folder in looked:
+        if source.claims(folder):
+            return source.load(folder, cfg, shape)
+    d = catalog.CATALOG[name]
+    raise TrainError(f"data set {name!r} needs its files ({d.files}); archc looked in "
+                     + ", ".join(str(f) for f in looked), catalog.fetch_fix(d))
 
 
 def prepare(cfg, input_shape: tuple) -> Splits:
@@ -117,10 +150,11 @@ def prepare(cfg, input_shape: tuple) -> Splits:
         train, val = _split(rest, data.val_split, data.split_seed + 1)
     if data.limit is not None:
         train = train.subset(slice(0, data.limit))
-    parts = [fit_images(p, input_shape, data.resize, data.source) if p is not None else None
+    notes: list = []
+    parts = [fit_images(p, input_shape, data.resize, data.source, notes) if p is not None else None
              for p in (train, val, test)]
     stats = normalize(parts, data.normalize)
-    return Splits(*parts, classes=full.classes, normalize=stats)
+    return Splits(*parts, classes=full.classes, normalize=stats, notes=list(dict.fromkeys(notes)))
 
 
 def _test_part(full: Arrays, data, shape) -> tuple[Arrays, Arrays | None]:

@@ -15,18 +15,25 @@ def _shape_text(shape) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-def fit_images(a: Arrays, shape: tuple, resize: bool, source: str) -> Arrays:
+def fit_images(a: Arrays, shape: tuple, resize: bool, source: str, notes: list | None = None) -> Arrays:
     """``a`` with inputs of the spec's input ``shape`` (C, H, W or features).
 
     Images are resized (bilinear, antialiased when shrinking) when the source allows it
     (digits) or ``resize`` is set, and grey ones then also feed a 3-channel input (the
     grey level in each channel); flat vectors feed a 1-d input of the same size and
     images of N values feed an input of N features; grey images [1, H, W] feed a
-    sequence input [H, W] (rows as steps). Anything else is an error that names
-    both shapes."""
+    sequence input [H, W] (rows as steps); channels-last images (N, H, W, C) — as NumPy,
+    PIL and TensorFlow store them — feed a (C, H, W) input transposed, with a note in
+    ``notes``. Anything else is an error that names both shapes."""
     have = tuple(a.x.shape[1:])
     if have == tuple(shape):
         return a
+    if _channels_last(have, shape):
+        if notes is not None:
+            notes.append(f"{source} holds channels-last images (N, {have[0]}, {have[1]}, {have[2]}): "
+                         f"read as (N, {have[2]}, {have[0]}, {have[1]})")
+        a = Arrays(a.x.permute(0, 3, 1, 2).contiguous(), a.y, a.classes, a.test, a.name, a.resizable)
+        return fit_images(a, shape, resize, source, notes)
     if len(shape) == 1 and math.prod(have) == shape[0]:
         return Arrays(a.x.reshape(len(a), -1), a.y, a.classes, a.test, a.name)
     if len(shape) == 2 and have == (1, *shape):
@@ -46,6 +53,13 @@ def fit_images(a: Arrays, shape: tuple, resize: bool, source: str) -> Arrays:
         fix = f"give data of shape {_shape_text(shape)}, or --set input={_shape_text(have)}"
     raise TrainError(f"data {source}: examples have shape {_shape_text(have)} but the spec's input is "
                      f"{_shape_text(shape)}", fix)
+
+
+def _channels_last(have: tuple, shape: tuple) -> bool:
+    """(H, W, C) images for a (C, H, W) input: the channel count last and not first (a 3×32×3
+    array is ambiguous and taken as it is). Sizes may differ: resizing comes after."""
+    return (len(have) == 3 and len(shape) == 3 and have[2] == shape[0] and have[0] != shape[0]
+            and have[2] in (1, 3, 4))
 
 
 def normalize(parts: list, setting) -> dict:
