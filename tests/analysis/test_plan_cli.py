@@ -35,6 +35,18 @@ def test_plan_json_holds_the_split_and_adds_up():
     assert doc["largest_batch"] is None
 
 
+@pytest.mark.parametrize("args", [("specs/gpt2.yaml", "--memory", "80GiB"), ("specs/lstm_digits.yaml",),
+                                  ("specs/vgg16.yaml", "--memory", "1MiB", "--amp")])
+def test_plan_json_follows_its_schema(args):
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).parents[2] / "archc" / "report" / "plan.schema.json").read_text())
+    doc = json.loads(run("plan", *args, "--format", "json").output)
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(doc)] == []
+
+
 def test_plan_reads_the_train_section_and_the_table_names_every_part():
     r = run("plan", "specs/lenet5.yaml", "--device", "cpu")  # train: adam, batch 32; amp auto: fp32 on the CPU
     assert r.exit_code == 0, r.output
