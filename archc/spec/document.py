@@ -17,7 +17,7 @@ from pathlib import Path
 from archc.errors import ExprError, Pos, SpecError, SpecErrors
 from archc.spec.expr import evaluate, is_expression
 from archc.spec.imports import ENV_VAR, Imported, ImportSession
-from archc.spec.loader import LDict, LList, load_value, load_yaml, plain
+from archc.spec.loader import TOO_LARGE, LDict, LList, load_value, load_yaml, plain
 from archc.spec.schema import validate_tree
 
 REQUIRED_ARG = "required"
@@ -108,6 +108,9 @@ def parse_override(item: str) -> tuple[str, object]:
         value = load_value(raw, f"--set {key.strip()[:40]}")
     except SpecErrors as exc:
         problem = exc.errors[0].message if exc.errors else "not valid YAML"
+        if problem == TOO_LARGE:
+            raise SpecErrors.one(f"--set {shown!r}: number too large",
+                                 fix="keep values below 2**62, as computed values are") from None
         raise SpecErrors.one(f"--set {shown!r}: the value is not valid YAML ({problem})",
                              fix=f"""quote it: --set '{key.strip()[:40]}="..."'""") from None
     return key.strip(), value

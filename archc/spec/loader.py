@@ -23,6 +23,7 @@ import re
 import yaml
 
 from archc.errors import Pos, SpecError, SpecErrors
+from archc.spec.expr import MAX_INT
 
 MAX_BYTES = 4 * 1024 * 1024  # 4 MiB of YAML is far beyond any real network spec
 MAX_DEPTH = 64  # nesting of mappings/sequences
@@ -30,6 +31,7 @@ MAX_DEPTH = 64  # nesting of mappings/sequences
 # largest zoo spec holds about a thousand; 100,000 keeps the worst case (schema check and
 # expansion of a 4 MiB file) to a few seconds.
 MAX_NODES = 100_000
+TOO_LARGE = "number too large"  # an integer literal above expressions' bound, MAX_INT
 
 
 
@@ -210,6 +212,15 @@ def _make_loader(file: str, problems: list):
         out.item_pos = [_mark(c.start_mark, file) for c in node.value]
         return out
 
+    def construct_int(loader, node):
+        """An integer within the bound of computed ones (archc/spec/expr.py): a literal
+        size of 10**30 channels is as wrong as `$w * 10**30`."""
+        value = _BaseLoader.construct_yaml_int(loader, node)
+        if abs(value) > MAX_INT:
+            raise yaml.constructor.ConstructorError(None, None, TOO_LARGE, node.start_mark)
+        return value
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     Loader.add_constructor("tag:yaml.org,2002:seq", construct_sequence)
     # A date stays the text it was written as; sets, binary, ordered maps are refused.
@@ -361,6 +372,8 @@ def _tag_error(exc, file: str) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
     pos = _mark(mark, file) if mark else Pos(file)
     problem = exc.problem or ""
+    if problem == TOO_LARGE:
+        return SpecError(TOO_LARGE, pos, "", "keep values below 2**62, as computed values are")
     quoted = re.search(r"constructor for the tag '([^']*)'", problem)
     if quoted:
         tag = quoted.group(1).replace("tag:yaml.org,2002:", "!!")

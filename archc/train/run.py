@@ -198,12 +198,14 @@ def train(req: Request) -> tuple[dict, Path]:
 
 
 def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tuple[dict, Path]:
+    from archc.analysis.budget import check_training
     from archc.train import distributed
     from archc.train.loop import Context, make_trainer
     from archc.train.progress import Progress
 
     progress = distributed.progress_for(Progress(req.progress), world)
     device = world.device or pick_device(cfg.device)
+    check_training(graph, cfg, str(device), world.size)  # a step that cannot fit: refused before the data
     progress.message(_banner(graph, cfg, device, run_dir))  # before the data and the model: a second after torch
     seed_everything(cfg.seed, cfg.deterministic)
     cpu_threads(cfg, graph, device)

@@ -111,10 +111,12 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
 
 def build_module(graph, weights, seed):
     """The eval-mode module (its source, and what its run folder says about the data)."""
+    from archc.analysis.budget import check_inference
     from archc.backends.torch.build import build
     from archc.backends.torch.codegen import generate
 
     source = generate(graph)
+    check_inference(graph, 2)  # the weights and the example batch (2 samples) of the trace
     model = build(graph, seed=seed).eval()
     extra = {"weights": {"source": "init", "seed": seed}}
     if weights is not None:

@@ -20,6 +20,7 @@ import types
 
 import torch
 
+from archc.analysis.budget import check_build
 from archc.backends.torch.codegen import as_graph, class_name, generate, generate_source, model_class  # noqa: F401
 
 _CLASSES: dict[str, type] = {}  # source hash -> compiled class (building twice is cheap)
@@ -61,6 +62,7 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     torch.Size([3, 2])
     """
     graph = as_graph(spec, network, overrides, preset)
+    check_build(graph)  # weights larger than the memory available: refused before allocating
     source = generate(graph, init, return_all, outputs=outputs)
     cls = compile_source(source, model_class(graph))
     _GRAPHS[cls] = graph
