@@ -135,6 +135,7 @@ class TrainConfig:
     amp: bool | str = "auto"         # auto: bf16/fp16 on CUDA, off on CPU; "bf16", "fp16", false
     channels_last: bool = False
     compile: bool | str = False      # true, a torch.compile mode or backend (archc/train/compiling.py)
+    strategy: str = "ddp"            # several processes: ddp (replicas) or fsdp (shards; archc/train/fsdp.py)
     workers: int = 0
     threads: int | None = None       # CPU threads (None: 1 for small networks, else torch's default)
     deterministic: bool = False
@@ -263,6 +264,7 @@ def _check(cfg: TrainConfig) -> None:
         (cfg.device in ("auto", "cpu", "cuda", "mps") or cfg.device.startswith("cuda:"),
          f"train.device {cfg.device!r} is not auto, cpu, cuda, cuda:N or mps"),
         (cfg.early_stopping.mode in (None, "min", "max"), "train.early_stopping.mode is min or max"),
+        (cfg.strategy in ("ddp", "fsdp"), f"train.strategy {cfg.strategy!r} is not ddp or fsdp"),
     ]
     for ok, message in checks:
         if not ok:

@@ -175,14 +175,29 @@ class _Forward:
         return (self.ddp if torch.is_grad_enabled() else self.plain)(x)
 
 
+def shard_model(model, graph, cfg, world: World) -> None:
+    """``train.strategy: fsdp`` on several processes: shard ``model`` in place with FSDP2
+    (archc/train/fsdp.py), before the trainer builds its optimizer over the shards."""
+    if world.active and cfg.strategy == "fsdp":
+        from archc.train import fsdp
+
+        fsdp.shard(model, graph, world)
+
+
 def wrap(trainer, world: World) -> None:
-    """Make ``trainer`` (a SupervisedTrainer) train through DistributedDataParallel.
+    """Make ``trainer`` (a SupervisedTrainer) train through DistributedDataParallel, or
+    through its FSDP-sharded module (``train.strategy: fsdp``, sharded by :func:`shard_model`).
 
     ``trainer.model`` stays the plain module, so state_dicts keep their names."""
     if not world.active:
         return
     if not hasattr(trainer, "forward"):
         raise TrainError(f"the {trainer.ctx.task.name} task trains on one process", "leave out --nproc / torchrun")
+    if trainer.cfg.strategy == "fsdp":
+        from archc.train.fsdp import Sharding
+
+        trainer.sharding = Sharding(trainer.model, world)  # its forward gathers, its backward reduce-scatters
+        return
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [world.device.index] if world.backend == "nccl" else None
@@ -194,14 +209,17 @@ def wrap(trainer, world: World) -> None:
 
 
 def sync_weights(model: torch.nn.Module, size: int) -> None:
-    """Every rank takes rank 0's parameters and buffers (after rank 0 restored best.pt)."""
+    """Every rank takes rank 0's parameters and buffers (after rank 0 restored best.pt).
+    FSDP's sharded parameters (DTensors) are left alone: each rank holds its own part."""
     if size <= 1:
         return
     import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
 
     with torch.no_grad():
         for tensor in list(model.parameters()) + list(model.buffers()):
-            dist.broadcast(tensor.data, src=0)
+            if not isinstance(tensor, DTensor):
+                dist.broadcast(tensor.data, src=0)
 
 
 # --------------------------------------------------------------------------- data and metrics

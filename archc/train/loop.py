@@ -28,6 +28,7 @@ from archc.train.compiling import compiled
 from archc.train.data import Arrays, batches, epoch_order
 from archc.train.distributed import shard, sync_weights
 from archc.train.errors import TrainError
+from archc.train.fsdp import by_index
 from archc.train.optim import Schedule, add_grad_noise, make_optimizer, penalty
 
 
@@ -106,19 +107,26 @@ class SupervisedTrainer:
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.epoch, self.step, self.history = 0, 0, []
         self.best, self.best_epoch, self.bad_epochs = None, None, 0
+        self.sharding = None  # FSDP (archc/train/fsdp.py): states are gathered, evaluation runs in lockstep
 
     # ----------------------------------------------------------------- state
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        """The trainer's state; under FSDP a collective call, complete on rank 0 only."""
+        model, optimizer = (self.sharding.states(self.optimizer) if self.sharding
+                            else (self.model.state_dict(), self.optimizer.state_dict()))
+        return {"model": model, "optimizer": optimizer,
                 "schedule": self.schedule.state_dict(), "epoch": self.epoch, "step": self.step,
                 "history": self.history, "best": self.best, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "rng": ckpt.rng_state(),
                 "scaler": self.amp.scaler.state_dict() if self.amp.scaler else None}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharding:
+            self.sharding.load(self.optimizer, state["model"], state["optimizer"])
+        else:  # an FSDP run's optimizer state is keyed by parameter name
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(by_index(self.model, self.optimizer, state["optimizer"]))
         self.schedule.load_state_dict(state["schedule"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
         self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
@@ -209,12 +217,17 @@ class SupervisedTrainer:
         """Loss and metrics over ``a`` (eval mode, no augmentation)."""
         meter = self.ctx.task.meter(self.metric_names)
         self.model.eval()
+        batches = 0
         for x, y in self.loader(a, shard(len(a), self.ctx.rank, self.ctx.world)):  # DDP: this rank's part
             y = self.ctx.task.targets(y)
             with self.amp.autocast():
                 out = self.forward(self._inputs(x))
                 loss = self.loss_fn(out.float() if self.amp.dtype else out, y)
             meter.update(out.float(), y, loss)
+            batches += 1
+        if self.sharding:  # FSDP: forwards are collective; follow rank 0's batch count
+            with self.amp.autocast():
+                self.sharding.lockstep(self.forward, a, self.cfg.batch_size, batches, self._inputs)
         return meter.result(prefix)
 
     # ----------------------------------------------------------------- the run
@@ -258,13 +271,15 @@ class SupervisedTrainer:
 
     def _save(self, improved: bool) -> None:
         """best.pt (when the monitored value improved), then last.pt, then metrics.jsonl."""
+        if not self.ctx.writes and not (self.sharding and self.ctx.run_dir is not None):
+            return
+        state = self.state_dict()  # FSDP: every rank takes part in the gathering
         if not self.ctx.writes:
             return
         d = self.ctx.run_dir
         if improved:
-            ckpt.save(d / "best.pt", {"model": self.model.state_dict(), "epoch": self.epoch,
-                                      "metrics": self.history[-1]})
-        ckpt.save(d / "last.pt", self.state_dict())
+            ckpt.save(d / "best.pt", {"model": state["model"], "epoch": self.epoch, "metrics": self.history[-1]})
+        ckpt.save(d / "last.pt", state)
         lines = "".join(json.dumps(r) + "\n" for r in self.history)
         ckpt.write_atomic(d / "metrics.jsonl", lines.encode())
 
@@ -273,7 +288,10 @@ class SupervisedTrainer:
         ctx = self.ctx
         out = {"epochs_run": self.epoch, "stopped_early": stopped_early, "monitor": self.monitor,
                "best_epoch": self.best_epoch, "best": self.best}
-        if ctx.writes and (ctx.run_dir / "best.pt").exists() and self.best_epoch != self.epoch:
+        if self.sharding and ctx.run_dir is not None and self.best_epoch not in (None, self.epoch):
+            best = ckpt.load(ctx.run_dir / "best.pt")["model"] if ctx.writes else None
+            self.sharding.load_from_rank0(best)  # FSDP: every rank's shards of rank 0's best model
+        elif ctx.writes and (ctx.run_dir / "best.pt").exists() and self.best_epoch != self.epoch:
             self.model.load_state_dict(ckpt.load(ctx.run_dir / "best.pt", self.device)["model"])
         sync_weights(self.model, ctx.world)  # DDP: every rank measures rank 0's (best) model
         if self.history:

@@ -127,7 +127,9 @@ def _settings(req: Request):
             stale.unlink(missing_ok=True)
         cfg = from_json(saved["train"])
         if req.flags and req.flags.get("epochs"):
-            cfg.epochs = req.flags["epochs"]  # more epochs: the one setting a resume may change
+            cfg.epochs = req.flags["epochs"]  # more epochs: a setting a resume may change
+        if req.flags and req.flags.get("strategy"):
+            cfg.strategy = req.flags["strategy"]  # and how processes share the work (not what they compute)
         state = ckpt.load(run_dir / "last.pt")
         done = state.get("epoch", 0) if isinstance(state, dict) else 0
         if done >= cfg.epochs:  # nothing left to run: say so rather than only re-test
@@ -213,6 +215,7 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
     if world.rank == 0:
         make_run_dir(run_dir)
         ckpt.write_json(run_dir / "config.json", _config_json(req, graph, cfg, splits))
+    distributed.shard_model(model, graph, cfg, world)  # FSDP: before the optimizer sees the parameters
     ctx = Context(distributed.rank_config(cfg, world), graph, model, splits, task, device, run_dir, progress,
                   world.rank, world.size, {"request": req})
     trainer = make_trainer(ctx)
