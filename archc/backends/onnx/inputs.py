@@ -33,21 +33,20 @@ def read_input(path, shape, normalize: dict | None = None):
 
 
 def _read_array(path: Path):
-    import numpy as np
+    """The array of a .npy, or of a .npz (its `input`, `x` or `inputs`, else its first),
+    read within bounds: no pickle, headers checked before allocating (archc/datafiles.py)."""
+    from archc.datafiles import DataFileError, npz_names, read_npy, read_npz
 
     try:
-        data = np.load(path, allow_pickle=False)  # a pickle would run code: refused
-    except Exception as exc:
-        raise OnnxError(f"{path}: not a readable NumPy file ({type(exc).__name__}: "
-                        f"{(str(exc).splitlines() or [''])[0]})") from None
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        names = list(data.files)
+        if path.suffix.lower() == ".npy":
+            return read_npy(path)
+        names = npz_names(path)
         if not names:
             raise OnnxError(f"{path}: the .npz holds no array")
         name = next((n for n in ("input", "x", "inputs") if n in names), names[0])
-        return data[name]
+        return read_npz(path, [name])[name]
+    except DataFileError as exc:
+        raise OnnxError(str(exc)) from None
 
 
 def read_image(path: Path, shape, normalize: dict | None):

@@ -4,7 +4,8 @@ MNIST IDX files, CIFAR-10 python batches. Each reads into memory as :class:`Arra
 
 from __future__ import annotations
 
-import gzip
+import io
+import math
 import os
 import pickle
 from pathlib import Path
@@ -59,15 +60,18 @@ def _is_npz(path: Path) -> bool:
 @register_source("npz", claims=_is_npz)
 def npz(path, cfg, shape) -> Arrays:
     """A NumPy .npz file with arrays ``x`` (N, ...) and ``y`` (N, ...); uint8 images are scaled to [0, 1]."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise TrainError(f"{path}: no array named {missing[0]!r} (it has {', '.join(f.files) or 'none'})",
-                                 "save it with np.savez(path, x=inputs, y=targets)")
-            x, y = f["x"], f["y"]
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"{path}: not a readable .npz file ({exc})") from None
+    from archc.datafiles import DataFileError, npz_names, read_npz
+
+    try:  # bounded: declared sizes, headers and decompressed bytes checked (archc/datafiles.py)
+        files = npz_names(path)
+        missing = [k for k in ("x", "y") if k not in files]
+        if missing:
+            raise TrainError(f"{path}: no array named {missing[0]!r} (it has {', '.join(files) or 'none'})",
+                             "save it with np.savez(path, x=inputs, y=targets)")
+        arrays = read_npz(path, ["x", "y"])
+    except DataFileError as exc:
+        raise TrainError(str(exc)) from None
+    x, y = arrays["x"], arrays["y"]
     if len(x) != len(y):
         raise TrainError(f"{path}: x has {len(x)} examples but y has {len(y)}")
     xt = torch.from_numpy(x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0))
@@ -162,13 +166,18 @@ def _is_mnist(path: Path) -> bool:
 def read_idx(file: Path) -> np.ndarray:
     """An IDX file (LeCun's MNIST format, optionally gzipped): magic 0 0 TYPE NDIM, NDIM
     big-endian int32 sizes, then the data."""
-    raw = gzip.open(file).read() if file.suffix == ".gz" else file.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    from archc.datafiles import DataFileError, read_bytes, read_gzip
+
+    try:  # within the data limit, a .gz checked before and while it is decompressed
+        raw = read_gzip(file) if file.suffix == ".gz" else read_bytes(file)
+    except DataFileError as exc:
+        raise TrainError(str(exc)) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or len(raw) < 4 + 4 * raw[3]:
         raise TrainError(f"{file}: not an IDX file of unsigned bytes")
     ndim = raw[3]
-    dims = np.frombuffer(raw, ">i4", ndim, 4).astype(int)
+    dims = [int(d) for d in np.frombuffer(raw, ">i4", ndim, 4)]
     data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
+    if data.size != math.prod(dims) or min(dims, default=0) < 0:
         raise TrainError(f"{file}: the header says {tuple(dims)} but the file holds {data.size} values")
     return data.reshape(tuple(dims))
 
@@ -216,8 +225,14 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _unpickle(file: Path) -> dict:
+    from archc.datafiles import DataFileError, read_bytes
+
     try:
-        with open(file, "rb") as f:
+        data = read_bytes(file)  # within the data limit, before the unpickler holds it
+    except DataFileError as exc:
+        raise TrainError(str(exc)) from None
+    try:
+        with io.BytesIO(data) as f:
             data = _SafeUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
         raise TrainError(f"{file}: not a CIFAR-10 python batch ({exc})") from None
