@@ -127,19 +127,6 @@ memory_check_option = click.option(
     help="Allocate the network even when its estimated size exceeds the memory available.")
 
 
-def _no_memory_check(ctx, param, skip):
-    if skip:
-        from archc.analysis.budget import skip_checks
-
-        ctx.call_on_close(skip_checks())
-
-
-# commands that allocate a network: its size is checked against memory first (archc/analysis/budget.py)
-memory_check_option = click.option(
-    "--no-memory-check", is_flag=True, expose_value=False, callback=_no_memory_check,
-    help="Allocate the network even when its estimated size exceeds the memory available.")
-
-
 # Packages of the optional extras (pyproject.toml), and the extra that brings each: the
 # static commands need none of them, the others say what to install instead of failing.
 OPTIONAL_MODULES = {
@@ -477,7 +464,6 @@ COMPILE_SUFFIXES = (".py", ".pt", ".pth", ".safetensors")
 @preset_option
 @import_root_option
 @memory_check_option
-@memory_check_option
 def compile_(spec, output, show, seed, init, sets, preset):
     """Compile SPEC[:NETWORK] to PyTorch: a readable source file or initial weights."""
     from archc.backends.torch.codegen import generate
@@ -594,7 +580,6 @@ def _run_training(fn):
 @set_option
 @preset_option
 @import_root_option
-@memory_check_option
 @memory_check_option
 def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, overwrite, seed, init_from, freeze,
           quiet, as_json, nproc, strategy, compile_, sets, preset):
@@ -794,7 +779,6 @@ def _onnx_errors(fn):
 @set_option
 @preset_option
 @import_root_option
-@memory_check_option
 @memory_check_option
 def export(spec, output, weights, opset, dynamic, single, optimize, check, quantize, calibrate, data, max_drop,
            fp16_io, sets, preset):
