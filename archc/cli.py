@@ -857,5 +857,34 @@ def import_(model, output, weights_out):
         click.echo(line)
 
 
+# --------------------------------------------------------------------------- diff
+
+
+@main.command("diff")
+@click.argument("a", metavar="A", type=SpecType())
+@click.argument("b", metavar="B", type=SpecType())
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a variable on both sides.")
+@click.option("--set-a", multiple=True, metavar="KEY=VALUE", help="Override a variable of A only.")
+@click.option("--set-b", multiple=True, metavar="KEY=VALUE", help="Override a variable of B only.")
+@click.option("--preset-a", default=None, help="A named preset of A.")
+@click.option("--preset-b", default=None, help="A named preset of B.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when A and B differ (as git diff --exit-code).")
+def diff(a, b, sets, set_a, set_b, preset_a, preset_b, fmt, exit_code):
+    """Compare two networks node by node: specs (FILE or FILE:NETWORK), zoo names or .onnx files."""
+    from archc.report.diff import compare, load_side, render
+
+    sides = []
+    for target, own, preset in ((a, set_a, preset_a), (b, set_b, preset_b)):
+        if target.lower().endswith(".onnx"):
+            require_file(target, "MODEL")
+        else:
+            target = resolve_spec(target)
+        sides.append(load_side(target, parse_sets(sets) | parse_sets(own), preset))
+    d = compare(*sides)
+    click.echo(render(d, fmt), nl=False)
+    sys.exit(1 if exit_code and not d.identical else 0)
+
+
 if __name__ == "__main__":
     main()
