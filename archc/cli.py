@@ -475,6 +475,8 @@ def compile_(spec, output, show, seed, init, sets, preset):
     if output and suffix not in COMPILE_SUFFIXES:
         raise click.BadParameter(f"{output}: the suffix picks what is written, one of "
                                  + " ".join(COMPILE_SUFFIXES), param_hint="--output")
+    if output and not Path(output).parent.is_dir():  # said before the work, as for a missing SPEC
+        raise UsageLine(f"--output: no such folder: {Path(output).parent}")
     graph = load_graphs(spec, sets, preset, all_networks=False)[0]
     try:
         init = load_value(init, "--init") if init is not None else None
@@ -503,11 +505,23 @@ def save_weights(graph, output: str, suffix: str, seed, init) -> None:
         except ImportError:
             raise CliError("writing .safetensors needs the safetensors package "
                            "(pip install safetensors); .pt works without it") from None
-        save_file({k: v.contiguous() for k, v in state.items()}, output)
+        save_file(distinct_tensors(state), output)
     else:
         import torch
 
         torch.save(state, output)
+
+
+def distinct_tensors(state: dict) -> dict:
+    """``state`` with no two tensors sharing memory, as safetensors requires: a tied weight
+    (``tie:``) is under two keys of one tensor, and the second key gets a copy."""
+    seen, out = set(), {}
+    for key, value in state.items():
+        value = value.contiguous()
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if ptr in seen and value.numel() else value
+        seen.add(ptr)
+    return out
 
 
 # --------------------------------------------------------------------------- training
