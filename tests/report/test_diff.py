@@ -1,0 +1,89 @@
+"""archc diff: nodes paired by id and by structure, whole added block instances as one
+line, totals with deltas, whether A's checkpoint loads into B; exact texts."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from archc.cli import main
+
+A = """archc: 1
+name: small
+input: [3, 8, 8]
+layers:
+  - conv2d: {out: 8, kernel: 3, padding: 1, id: conv1}
+  - relu: {id: act1}
+  - conv2d: {out: 8, kernel: 3, padding: 1, id: conv2}
+  - global_avgpool: {id: pool}
+  - flatten: {id: flat}
+  - linear: {out: 10, id: fc}
+"""
+# a batch norm inserted after conv1 (the later ids shift by one, as torchvision's
+# features.N do), conv2 renamed, the head made smaller
+B = A.replace("  - relu: {id: act1}\n", "  - batchnorm2d: {id: bn1}\n  - relu: {id: act1}\n") \
+     .replace("id: conv2}", "id: conv3}").replace("out: 10, id: fc", "out: 5, id: fc")
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["diff", *args])
+
+
+def test_inserted_renamed_changed_and_the_checkpoint(tmp_path):
+    (tmp_path / "a.yaml").write_text(A)
+    (tmp_path / "b.yaml").write_text(B)
+    result = run(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2:] == [
+        "  changed  fc              linear  out 10 -> 5; shape [10] -> [5]; params 90 -> 45; macs 80 -> 40",
+        "  renamed  conv2 -> conv3  conv2d",
+        "  added    bn1             batchnorm2d [8, 8, 8]  +16 params",
+        "                         A               B           delta",
+        "  params               898             869             −29",  # 224 + 584 + 90; 224 + 16 + 584 + 45
+        "  buffers                0              17             +17",  # 8 + 8 running stats, 1 counter
+        "  MACs              50,768          50,728             −40",  # 13,824 + 36,864 + 80
+        "  nodes                  6               7              +1",
+        "block bn1: 1 added, 0 removed, 0 changed, +16 params, ±0 MACs",
+        "block fc: 0 added, 0 removed, 1 changed, −45 params, −40 MACs",
+        "checkpoint: A's state_dict does not load into B as is: keys 7 missing, 2 unexpected, 2 of another shape",
+        "  missing: bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, bn1.num_batches_tracked …",
+        "  unexpected: conv2.weight, conv2.bias",
+        "  other shape: fc.weight [10, 8] -> [5, 8]",
+        "  other shape: fc.bias [10] -> [5]"]
+    assert run(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--exit-code").exit_code == 1
+
+
+def test_resnet50_against_its_resnet101_preset_adds_17_bottlenecks():
+    result = run("resnet50", "resnet50", "--preset-b", "resnet101")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    added = [line for line in lines if line.startswith("  added")]
+    assert added == [f"  added    {f'layer3.{i}':<9}  bottleneck, 10 nodes  +1,117,184 params" for i in range(6, 23)]
+    assert "  params        25,557,032      44,549,160     +18,992,128" in lines
+    assert "block layer3: 170 added, 0 removed, 0 changed, +18,992,128 params, +3.71 G MACs" in lines
+
+
+def test_same_spec_twice_is_no_difference_and_json(tmp_path):
+    (tmp_path / "a.yaml").write_text(A)
+    result = run(str(tmp_path / "a.yaml"), str(tmp_path / "a.yaml"), "--exit-code")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[2] == "no difference in structure or counts"
+    assert "checkpoint: A's state_dict loads into B as is (every key and shape agrees)" in result.stdout
+    (tmp_path / "b.yaml").write_text(B)
+    doc = json.loads(run(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--format", "json").stdout)
+    assert doc["format"] == "archc.diff/1" and doc["identical"] is False
+    assert [(n["status"], n["a"], n["b"], n["fields"]) for n in doc["nodes"]] == [
+        ("changed", "fc", "fc", ["attrs", "shape", "params", "macs"]), ("renamed", "conv2", "conv3", []),
+        ("added", None, "bn1", [])]
+    assert doc["totals"][0] == {"name": "params", "a": 898, "b": 869, "delta": -29}
+    assert doc["checkpoint"]["loads"] is False
+
+
+def test_set_on_one_side_and_markdown():
+    result = run("mnist_mlp", "mnist_mlp", "--set-b", "hidden=64", "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert "| changed | `hidden.0.linear_1` | linear | out 512 -> 64; shape [512] -> [64]; params 401,920 -> " \
+        "50,240; macs 401,408 -> 50,176 |" in result.stdout.splitlines()
+    # 784·512 + 512 + 512·512 + 512 + 512·10 + 10 against the same with 64
+    assert "| params | 669,706 | 55,050 | −614,656 |" in result.stdout.splitlines()
