@@ -4,7 +4,7 @@ Runs, as subprocesses, alternating so both see the same machine load (after one 
 run of each):
 
 * `archc train specs/lenet5.yaml --quiet --json --out TMP` (the console script, as a user
-  types it: start-up, imports, data, 15 epochs, checkpoints, curves.png, the test pass);
+  types it: start-up, imports, data, 8 epochs, checkpoints, curves.png, the test pass);
 * `python bench/plain_lenet5.py`, a minimal hand-written PyTorch loop with the same
   recipe (hand-written LeNet-5 module, no archc).
 

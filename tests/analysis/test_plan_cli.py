@@ -48,9 +48,9 @@ def test_plan_json_follows_its_schema(args):
 
 
 def test_plan_reads_the_train_section_and_the_table_names_every_part():
-    r = run("plan", "specs/lenet5.yaml", "--device", "cpu")  # train: adam, batch 32; amp auto: fp32 on the CPU
+    r = run("plan", "specs/lenet5.yaml", "--device", "cpu")  # train: adam, batch 64; amp auto: fp32 on the CPU
     assert r.exit_code == 0, r.output
-    assert r.output.startswith("lenet5: batch 32, adam, fp32, on cpu\n")
+    assert r.output.startswith("lenet5: batch 64, adam, fp32, on cpu\n")
     for label in ("Parameters (fp32)", "Gradients", "Optimizer state", "Activations kept for backward",
                   "Largest transient", "Predicted peak of one step", "c1.conv2d_1"):
         assert label in r.output
