@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import archc
@@ -92,7 +93,13 @@ def test_zoo_round_trip(path, stem, network, tmp_path):
     assert archc.load_weights(imported, str(r.weights_path)).ok
     from onnx_cases import random_input
 
+    from onnx_cases import run_onnx
+
     for batch in (1, 3):
-        x = torch.from_numpy(random_input(graph, batch, seed=batch))
+        x = random_input(graph, batch, seed=batch)
         with torch.no_grad():
-            assert (original(x) - imported(x)).abs().max().item() <= 1e-5
+            ours, theirs = imported(torch.from_numpy(x)), original(torch.from_numpy(x))
+        # the spec computes the file's values; the file differs from the original module by
+        # the float32 rounding of the folded batch norms
+        assert np.abs(run_onnx(tmp_path / "model.onnx", x)[0] - ours.numpy()).max() <= 1e-5
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
