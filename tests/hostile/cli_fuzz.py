@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -277,7 +276,3 @@ def case_record(args: list[str], files: dict[str, bytes], why: str) -> str:
 
     return json.dumps({"why": why, "args": args, "files": {k: content(v) for k, v in files.items()}},
                       indent=1, ensure_ascii=True)
-
-
-def environment() -> dict:
-    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
