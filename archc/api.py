@@ -24,10 +24,17 @@ from archc.spec.document import Document, load_document
 from archc.spec.expand import expand
 
 
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL: no such file
+        return False
+
+
 def split_target(target: str) -> tuple[str, str | None]:
     """``FILE:NAME`` -> (FILE, NAME); a plain path (even with a drive colon) -> (path, None)."""
     path, sep, name = str(target).rpartition(":")
-    if sep and path and name and "/" not in name and "\\" not in name and not Path(target).exists():
+    if sep and path and name and "/" not in name and "\\" not in name and not _exists(target):
         return path, name
     return str(target), None
 
@@ -43,7 +50,7 @@ def _legacy_text(source) -> bool:
     is always read as a file."""
     if not (isinstance(source, str) and ("\n" in source or source.lstrip().startswith("archc:"))):
         return False
-    return not Path(source).exists() and not Path(split_target(source)[0]).exists()
+    return not _exists(source) and not _exists(split_target(source)[0])
 
 
 def load_doc(source=None, preset: str | None = None, overrides: dict | None = None, *,
