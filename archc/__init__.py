@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 from archc.api import load, load_all, loads  # noqa: E402
 from archc.errors import SpecError, SpecErrors  # noqa: E402
 
-__all__ = ["load", "loads", "load_all", "build", "feature_extractor", "generate_source", "load_weights", "export_onnx", "OnnxModel", "SpecError", "SpecErrors", "__version__"]
+__all__ = ["load", "loads", "load_all", "build", "feature_extractor", "generate_source", "load_weights", "export_onnx", "OnnxModel", "from_torch", "SpecError", "SpecErrors", "__version__"]
 
 # Names served on first use, so that `import archc` stays torch-free: name -> module.
 _LAZY = {
@@ -19,6 +19,7 @@ _LAZY = {
     "export_onnx": "archc.backends.onnx.export",  # imports torch and onnx
     "OnnxModel": "archc.backends.onnx.runtime",  # imports onnxruntime
     "load_weights": "archc.backends.torch.weights",  # imports torch
+    "from_torch": "archc.importers.torch_import",  # imports torch
 }
 
 

@@ -1,0 +1,480 @@
+"""The module hierarchy as the spec's structure: blocks, arguments, ``when:`` and ``repeat``.
+
+The traced layers (archc/importers/torch_trace.py) sit in a tree of module calls. Plain
+containers (``nn.Sequential``, ``ModuleList``, ``ModuleDict``) are transparent: their
+children's ids become dotted (``features.0``, ``layer1.0``). Any other module class is a
+candidate block. Classes are decided innermost first; an instance can be a block call when
+it reads one tensor from outside, only its last layer is read from outside, and its ids
+are valid archc ids (a child named ``0`` is not). The instances of a class are unified
+into groups: the same layers with the same wiring, where some layers may be missing in some
+instances (they get ``when:``; a missing layer stands for its first input, as archc's
+``when`` does, so the wiring is checked under that rule). Attributes that differ become
+arguments (merged when they agree wherever both are defined: ResNet's ``conv2`` stride and
+``downsample.0`` stride are one ``stride``), with the most common value as default. A group
+of two or more instances is a block; any other instance is inlined, its layers taking
+dotted ids. Finally a run of calls ``P.0`` … ``P.n-1`` that chain one into the next and
+differ at most in the first copy becomes one ``repeat: n`` line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from archc.importers.onnx_names import clean
+from archc.importers.onnx_spec import _flow
+from archc.importers.torch_trace import CONTAINERS, Item
+from archc.ir.names import IDENT, INDEX, name_problem
+from archc.ops.registry import get_op
+
+MISSING = object()  # an attribute of a layer an instance does not have
+
+
+@dataclass
+class Scope:
+    key: str
+    path: str
+    cls: type
+    children: list = field(default_factory=list)  # Item | Scope, in call order
+    height: int = 0
+
+
+@dataclass
+class Entry:
+    """A layer or a block call of one body: inputs and output are traced value names, ``id``
+    the fixed id relative to the body (None: a layer without tensors), ``hint`` a name."""
+
+    kind: str
+    attrs: dict
+    inputs: list
+    output: str
+    id: str | None
+    hint: str
+
+
+@dataclass
+class Line:
+    """A line of a rendered body: ``refs`` are 'input' or indices of earlier lines' entries."""
+
+    kind: str
+    attrs: dict
+    refs: list
+    id: str | None
+    hint: str
+    when: str | None = None
+
+
+@dataclass
+class Block:
+    name: str
+    lines: list  # Line
+    args: dict  # name -> default
+
+
+def tree(items: list[Item], root_cls: type) -> tuple[Scope, list[Scope]]:
+    """The scopes of the module calls, outermost first; each item in its innermost scope."""
+    root, scopes = Scope("", "", root_cls), {}
+    for item in items:
+        node = root
+        for key, path, cls in item.stack:
+            if key not in scopes:
+                scopes[key] = Scope(key, path, cls)
+                node.children.append(scopes[key])
+            node = scopes[key]
+        node.children.append(item)
+    _heights(root)
+    return root, list(scopes.values())
+
+
+def _heights(scope: Scope) -> int:
+    scope.height = 1 + max((_heights(c) for c in scope.children if isinstance(c, Scope)), default=0)
+    return scope.height
+
+
+def _rel(path: str, base: str) -> str | None:
+    if not base:
+        return path
+    return path[len(base) + 1:] if path.startswith(base + ".") else None
+
+
+def valid_id(text: str | None) -> bool:
+    parts = (text or "").split(".")
+    return bool(IDENT.fullmatch(parts[0])) and not name_problem(parts[0]) and all(
+        INDEX.fullmatch(p) or (IDENT.fullmatch(p) and not name_problem(p)) for p in parts[1:])
+
+
+def snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.strip("_")).lower()
+    return clean(s or "block")
+
+
+class Structure:
+    """Decide which module calls are blocks; give every body as lines."""
+
+    def __init__(self, root: Scope, scopes: list[Scope], items: list[Item], outputs: list[str]):
+        self.root, self.blocks, self.calls = root, [], {}  # calls: scope key -> (block, args, ext)
+        self.escapes = self._escaping(items, outputs)
+        self.bad_ids: list[str] = []
+        by_class: dict = {}
+        for s in scopes:
+            if s.cls not in CONTAINERS:
+                by_class.setdefault(s.cls, []).append(s)
+        for cls, instances in sorted(by_class.items(), key=lambda kv: max(s.height for s in kv[1])):
+            self._decide(cls, instances)
+
+    # ---- which values leave a scope
+
+    @staticmethod
+    def _escaping(items: list[Item], outputs: list[str]) -> dict:
+        """scope key -> the values made inside it and read outside it (or network outputs)."""
+        keys_of = {it.name: {k for k, _, _ in it.stack} for it in items}
+        out: dict = {}
+        for it in items:
+            for v in it.inputs:
+                for k in keys_of.get(v, set()) - keys_of[it.name]:
+                    out.setdefault(k, set()).add(v)
+        for v in outputs:
+            for k in keys_of.get(v, set()):
+                out.setdefault(k, set()).add(v)
+        return out
+
+    # ---- bodies
+
+    def entries(self, scope: Scope) -> list[Entry]:
+        """The scope's body: its layers and calls, ids relative to the scope."""
+        out = []
+        for child in scope.children:
+            if isinstance(child, Item):
+                rel = _rel(child.path, scope.path) if child.path else None
+                fixed = rel if child.tensors else None
+                if child.tensors and rel is None:
+                    fixed = "\0" + child.path  # a module owned elsewhere: not a valid relative id
+                out.append(Entry(child.op, child.attrs, child.inputs, child.name, fixed,
+                                 rel or child.op))
+                continue
+            rel = _rel(child.path, scope.path)
+            call = self.calls.get(child.key)
+            if call is not None:
+                block, args, ext, last = call
+                out.append(Entry(block.name, args, [ext], last, rel if rel is not None else "\0", rel or ""))
+                continue
+            prefix = "\0" if rel is None else rel + "."
+            for e in self.entries(child):
+                out.append(Entry(e.kind, e.attrs, e.inputs, e.output, prefix + e.id if e.id else None,
+                                 prefix + e.hint if rel is not None else e.hint))
+        return out
+
+    def _instance(self, scope: Scope):
+        """(entries, the outside value read) when the scope can be a block call, else None."""
+        body = self.entries(scope)
+        made = {e.output for e in body}
+        outside = {v for e in body for v in e.inputs if v not in made}
+        if not body or len(outside) != 1 or not self.escapes.get(scope.key, set()) <= {body[-1].output}:
+            return None
+        if not all(valid_id(e.id) for e in body if e.id is not None):
+            return None
+        return body, outside.pop()
+
+    # ---- unification
+
+    def _decide(self, cls, instances: list[Scope]) -> None:
+        groups: list[list] = []  # [template lines, [(scope, body, ext, mapping)]]
+        for scope in instances:
+            found = self._instance(scope)
+            if found is None:
+                continue
+            body, ext = found
+            lines = _lines(body, ext)
+            for g in groups:
+                if self._join(g, scope, body, ext, lines):
+                    break
+            else:
+                groups.append([lines, [(scope, body, ext, list(range(len(lines))))]])
+        for template, members in groups:
+            if len(members) >= 2:
+                self._block(cls, template, members)
+
+    @staticmethod
+    def _join(group: list, scope, body, ext, lines) -> bool:
+        """Add an instance to a group if their union explains both (the wiring of a layer
+        both have is taken from either side: the one that sees the optional layers)."""
+        for prefer in ("a", "b"):
+            merged = _merge(group[0], lines, prefer)
+            if merged is None:
+                return False
+            template, old, new = merged
+            members = [(s, b, x, [old[i] for i in m]) for s, b, x, m in group[1]] + [(scope, body, ext, new)]
+            if all(_consistent(template, _lines(b, x), m) for _, b, x, m in members):
+                group[0], group[1] = template, members
+                return True
+        return False
+
+    def _block(self, cls, template: list[Line], members: list) -> None:
+        taken = {b.name for b in self.blocks}
+        name, n = snake(cls.__name__), 1
+        if get_op(name) is not None:
+            name += "_block"
+        base = name
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        args = _arguments(template, members)
+        block = Block(name, template, {a: default for a, (default, _) in args.items()})
+        self.blocks.append(block)
+        for k, (scope, body, ext, _) in enumerate(members):
+            values = {a: vec[k] for a, (_, vec) in args.items() if vec[k] is not MISSING}
+            self.calls[scope.key] = (block, values, ext, body[-1].output)
+
+
+def _lines(body: list[Entry], ext: str) -> list[Line]:
+    index = {e.output: i for i, e in enumerate(body)}
+    return [Line(e.kind, dict(e.attrs), ["input" if v == ext else index[v] for v in e.inputs], e.id, e.hint)
+            for e in body]
+
+
+def _merge(a: list[Line], b: list[Line], prefer: str = "a"):
+    """The union of two bodies, aligned on (kind, id), or None when they do not align.
+    Returns (union, a's index -> union index, b's index -> union index)."""
+    keys = lambda lines: [(x.kind, x.id) for x in lines]  # noqa: E731
+    sm = SequenceMatcher(None, keys(a), keys(b), autojunk=False)
+    union, ia, ib = [], {}, {}
+    for tag, a0, a1, b0, b1 in sm.get_opcodes():
+        if tag == "replace":
+            return None
+        for i in range(a0, a1):
+            ia[i] = len(union) + (i - a0)
+        if tag == "equal":
+            for j in range(b0, b1):
+                ib[j] = len(union) + (j - b0)
+            union += [(a[i], "a") if prefer == "a" else (b[b0 + i - a0], "b") for i in range(a0, a1)]
+        elif tag == "delete":
+            union += [(a[i], "a") for i in range(a0, a1)]
+        else:
+            for j in range(b0, b1):
+                ib[j] = len(union) + (j - b0)
+            union += [(b[j], "b") for j in range(b0, b1)]
+    out = []
+    for line, side in union:
+        m = ia if side == "a" else ib
+        out.append(Line(line.kind, line.attrs, [r if r == "input" else m[r] for r in line.refs], line.id, line.hint))
+    return out, [ia[i] for i in range(len(a))], [ib[j] for j in range(len(b))]
+
+
+def _consistent(template: list[Line], lines: list[Line], mapping: list[int]) -> bool:
+    """Whether ``lines`` is ``template`` with the missing layers standing for their first input."""
+    present = set(mapping)
+    if len(template) - 1 not in present:
+        return False  # the block's output is its last layer, in every instance
+
+    def resolve(r):
+        while r != "input" and r not in present:
+            if not template[r].refs:
+                return None
+            r = template[r].refs[0]
+        return r
+
+    for line, m in zip(lines, mapping):
+        have = ["input" if r == "input" else mapping[r] for r in line.refs]
+        if [resolve(r) for r in template[m].refs] != have:
+            return False
+    return True
+
+
+def _key(value):
+    return (type(value).__name__, repr(value))
+
+
+def _compatible(u: list, v: list) -> bool:
+    return all(x is MISSING or y is MISSING or _key(x) == _key(y) for x, y in zip(u, v))
+
+
+def _arguments(template: list[Line], members: list) -> dict:
+    """The block's arguments: name -> (default, value per member); the template's attributes
+    that differ become ``$name``, the layers some members lack get ``when: $name``."""
+    vectors = []  # [name, vector, [(line, attr or None)], owner, is a when flag]
+    bodies = [_lines(b, x) for _, b, x, _ in members]
+    for t, line in enumerate(template):
+        where = [m.index(t) if t in m else None for _, _, _, m in members]
+        own = [body[w] if w is not None else None for body, w in zip(bodies, where)]
+        if any(w is None for w in where):
+            flag = [w is not None for w in where]
+            _add(vectors, "has_" + (line.id or line.hint or line.kind).split(".")[0], flag, (t, None), "", True)
+        for attr in dict.fromkeys(a for o in own if o for a in o.attrs):
+            vec = [o.attrs.get(attr, MISSING) if o else MISSING for o in own]
+            present = [_key(v) for v in vec if v is not MISSING]
+            if len(set(present)) > 1:
+                _add(vectors, attr, vec, (t, attr), line.id or line.hint or line.kind, False)
+    names = Counter(v[0] for v in vectors)
+    args, taken = {}, set()
+    for name, vec, uses, owner, _ in vectors:
+        if names[name] > 1 and owner:
+            name = clean(f"{owner}_{name}".replace(".", "_"))
+        name = clean(name)
+        while name in taken or name in ("index", "input", "true", "false", "null"):
+            name += "_"
+        taken.add(name)
+        values = Counter(_key(v) for v in vec if v is not MISSING)
+        common = values.most_common(1)[0][0]
+        default = next(v for v in vec if v is not MISSING and _key(v) == common)
+        args[name] = (default, vec)
+        for t, attr in uses:
+            if attr is None:
+                template[t].when = f"${name}"
+            else:
+                template[t].attrs[attr] = f"${name}"
+    return args
+
+
+def _add(vectors: list, name: str, vec: list, use, owner: str, flag: bool) -> None:
+    """A new argument, or a use of an existing one that agrees wherever both are defined."""
+    for v in vectors:
+        if v[4] == flag and _compatible(v[1], vec):
+            v[1][:] = [x if x is not MISSING else y for x, y in zip(v[1], vec)]
+            v[2].append(use)
+            return
+    vectors.append([name, list(vec), [use], owner, flag])
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def body_lines(entries: list[Entry]) -> list[Line]:
+    """The network's own body (its input is ``input``)."""
+    return _lines(entries, "input")
+
+
+def _literal(value) -> str | None:
+    """``value`` inside a ``$( … )`` expression, or None when it has no such form."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str) and value.startswith("$") and IDENT.fullmatch(value[1:]):
+        return value
+    return None
+
+
+def _by_index(values: list):
+    """One attribute over the copies of a repeat: the value, an ``$index`` expression, or
+    MISSING when the copies differ other than in the first one."""
+    first, rest = values[0], values[1:]
+    if all(_key(v) == _key(first) for v in rest):
+        return first
+    if any(_key(v) != _key(rest[0]) for v in rest):
+        return MISSING
+    if isinstance(first, bool) and isinstance(rest[0], bool):
+        return "$index == 0" if first else "$index != 0"
+    a, b = _literal(first), _literal(rest[0])
+    return MISSING if a is None or b is None else f"$({a} if $index == 0 else {b})"
+
+
+class Renderer:
+    """Lines of a body as spec text: ``repeat`` runs, the ``from:`` that are needed, ids."""
+
+    def __init__(self, defaults: dict):
+        self.defaults = defaults  # block name -> {arg: default}
+
+    def _shown(self, kind: str, attrs: dict) -> dict:
+        if kind in self.defaults:
+            own = self.defaults[kind]
+            return {k: v for k, v in attrs.items() if k not in own or _key(own[k]) != _key(v)}
+        op = get_op(kind)
+        return {k: v for k, v in attrs.items()
+                if not (op and k in op.attrs and _key(op.attrs[k].default) == _key(v))}
+
+    def _full(self, kind: str, attrs: dict) -> dict:
+        return (self.defaults.get(kind, {}) | attrs) if kind in self.defaults else attrs
+
+    def units(self, lines: list[Line]) -> list[tuple[int, int, dict]]:
+        """(first line, count, attributes) per written line: a run of copies P.0 … P.n-1 is one."""
+        out, i = [], 0
+        while i < len(lines):
+            run = self._run(lines, i)
+            if run:
+                out.append(run)
+                i += run[1]
+            else:
+                out.append((i, 1, lines[i].attrs))
+                i += 1
+        return out
+
+    def _run(self, lines: list[Line], i: int):
+        head = lines[i]
+        if not head.id or not head.id.endswith(".0") or head.when:
+            return None
+        stem, j = head.id[:-2], i + 1
+        while (j < len(lines) and lines[j].kind == head.kind and lines[j].id == f"{stem}.{j - i}"
+               and lines[j].refs == [j - 1] and not lines[j].when):
+            j += 1
+        inner = set(range(i, j - 1))
+        if j - i < 2 or any(set(x.refs) & inner for k, x in enumerate(lines) if not i < k < j):
+            return None
+        if any(x.id and (x.id == stem or x.id.startswith(stem + ".")) for k, x in enumerate(lines) if not i <= k < j):
+            return None
+        copies = [self._full(x.kind, x.attrs) for x in lines[i:j]]
+        attrs = {}
+        for key in dict.fromkeys(k for c in copies for k in c):
+            value = _by_index([c.get(key, MISSING) for c in copies])
+            if value is MISSING:
+                return None
+            attrs[key] = value
+        return i, j - i, attrs
+
+    def render(self, lines: list[Line], outputs: list | None = None, indent: str = "  ") -> list[str]:
+        units = self.units(lines)
+        last_of = {k: u[0] + u[1] - 1 for u in units for k in range(u[0], u[0] + u[1])}
+        runs = {u[0]: lines[u[0]].id[:-2] for u in units if u[1] > 1}
+        needed, previous = set(), "input"
+        for first, count, _ in units:
+            if lines[first].refs != [previous]:
+                needed |= {r for r in lines[first].refs if r != "input"}
+            previous = first + count - 1
+        needed |= {r for r in outputs or [] if r != "input" and r != len(lines) - 1}
+        names = self._names(lines, units, runs, {last_of[r] for r in needed})
+        text, previous = [], "input"
+        for first, count, attrs in units:
+            line = lines[first]
+            entry = {}
+            if line.refs != [previous]:
+                refs = [r if r == "input" else names[r] for r in line.refs]
+                entry["from"] = refs[0] if len(refs) == 1 else refs
+            entry |= self._shown(line.kind, attrs)
+            if line.when:
+                entry["when"] = line.when
+            if count > 1:
+                entry["repeat"] = count
+            if first + count - 1 in names and (count > 1 or line.id or first + count - 1 in needed):
+                entry["id"] = names[first + count - 1]
+            text.append(f"{indent}- {line.kind}: {_flow(entry)}" if entry else f"{indent}- {line.kind}")
+            previous = first + count - 1
+        if outputs and [names.get(r, r) for r in outputs] != [names.get(len(lines) - 1)]:
+            text.append(f"outputs: {_flow([r if r == 'input' else names[r] for r in outputs])}")
+        return text
+
+    @staticmethod
+    def _names(lines, units, runs, needed) -> dict:
+        """index of a unit's last line -> its id: fixed ids first, then names for the
+        layers without tensors that a ``from:`` reads (never of archc's automatic form
+        ``<op>_<n>``, which could clash with an automatic name)."""
+        names = {}
+        for first, count, _ in units:
+            last = first + count - 1
+            if count > 1:
+                names[last] = runs[first]
+            elif lines[first].id:
+                names[last] = lines[first].id
+        used = set(names.values())
+        used |= {".".join(n.split(".")[:k]) for n in list(used) for k in range(1, n.count(".") + 1)}
+        for last in sorted(needed):
+            if last in names:
+                continue
+            base = re.sub(r"_(\d+)$", r"\1", clean(lines[last].hint or lines[last].kind))
+            name, n = base, 1
+            while name in used or any(u.startswith(name + ".") for u in used):
+                n += 1
+                name = f"{base}_{n}" if base[-1].isdigit() else f"{base}{n}"
+            used.add(name)
+            names[last] = name
+        return names

@@ -1,0 +1,153 @@
+"""Trace a torch module into archc layers, each knowing the module hierarchy it sits in.
+
+torch.fx's symbolic tracer records the calls of ``forward``; the modules the op table
+maps (archc/importers/torch_ops.py) are kept whole as leaves, so a ``nn.Conv2d`` is one
+call with its module path (``layer1.0.conv1``), and every call carries the stack of
+modules around it (``nn_module_stack``): the structure that archc/importers/torch_blocks.py
+turns into blocks. Shapes come from running the traced graph on the example input
+(``ShapeProp``). Where fx cannot trace a forward (data-dependent control flow), the error
+says so and where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+from torch.fx.passes.shape_prop import ShapeProp
+
+from archc.importers.torch_ops import ALIAS, FUNCTIONS, MODULES, Call, Unsupported
+
+# the containers whose children take their place (the ids become dotted: features.0)
+CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+
+
+@dataclass
+class Item:
+    """One archc layer from one call: ``inputs`` are the names of the fx nodes it reads
+    (``"input"``: the network's input), ``path`` its module path when it owns tensors,
+    ``stack`` the (key, path, class) of the modules it sits in, outermost first."""
+
+    name: str
+    op: str
+    attrs: dict
+    inputs: list
+    stack: list
+    path: str | None = None
+    tensors: dict = field(default_factory=dict)
+
+
+class TraceFailed(Exception):
+    """A located import problem: ``where`` (a module path or node), ``message``, ``need``."""
+
+    def __init__(self, where: str, message: str, need: str):
+        self.where, self.message, self.need = where, message, need
+        super().__init__(f"{where}: {message}")
+
+
+class _Tracer(fx.Tracer):
+    # modules the table maps stay whole; other torch.nn modules too, so that an unmapped
+    # one is reported by its path and class instead of by the functions inside it
+    def is_leaf_module(self, m, qualname):
+        return type(m) in MODULES or (super().is_leaf_module(m, qualname) and not isinstance(m, CONTAINERS))
+
+
+def trace(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:  # fx raises TraceError, TypeError, AttributeError... from user code
+        raise TraceFailed(type(module).__name__, f"torch.fx cannot trace its forward ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                          "a forward without control flow that depends on tensor values") from None
+    gm = fx.GraphModule(tracer.root, graph, type(module).__name__)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example)
+    return gm
+
+
+def _shape(node) -> tuple | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape[1:]) if hasattr(meta, "shape") else None
+
+
+def _tensor_inputs(node) -> list:
+    found = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if _shape(n) is not None else None)
+    return found
+
+
+def _stack(node, own: str | None) -> list:
+    stack = node.meta.get("nn_module_stack") or {}
+    entries = [(key, path, cls) for key, (path, cls) in stack.items()]
+    if entries and own is not None and entries[-1][1] == own:
+        entries.pop()  # a module call's own entry: the layer itself, not a scope
+    return entries
+
+
+def items(gm: fx.GraphModule) -> tuple[list[Item], list[str], list[TraceFailed]]:
+    """The layers of ``gm`` in order, the names of the output values, and the calls the table
+    cannot map (collected, not raised, so one error lists them all)."""
+    out, errors, alias, owners = [], [], {}, {}
+    resolve = lambda n: alias.get(n.name, n.name)  # noqa: E731
+    outputs = []
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            alias[node.name] = "input"
+        elif node.op == "output":
+            fx.node.map_arg(node.args, lambda n: outputs.append(resolve(n)))
+        elif node.op in ("call_module", "call_function", "call_method") and _shape(node) is not None:
+            try:
+                item = _item(gm, node, resolve)
+            except Unsupported as exc:
+                errors.append(TraceFailed(_where(node), exc.message, exc.need))
+                continue
+            if item is None:
+                ins = _tensor_inputs(node)
+                alias[node.name] = resolve(ins[0]) if ins else "input"
+                continue
+            if item.path and item.tensors:
+                if item.path in owners:
+                    errors.append(TraceFailed(item.path, "the module is called twice and owns weights",
+                                              "one module per call (archc layers own their weights; "
+                                              "`tie:` shares only a weight)"))
+                owners[item.path] = item
+            out.append(item)
+        elif node.op == "get_attr":
+            errors.append(TraceFailed(node.target, "forward reads a tensor attribute directly",
+                                      "the tensor inside a module archc maps (a layer owns its tensors)"))
+    return out, outputs, errors
+
+
+def _where(node) -> str:
+    if node.op == "call_module":
+        return node.target
+    stack = _stack(node, None)
+    inside = f" in {stack[-1][1]} ({stack[-1][2].__name__})" if stack else ""
+    return f"{node.name}{inside}"
+
+
+def _item(gm, node, resolve) -> Item | None:
+    ins = _tensor_inputs(node)
+    call = Call(node, [_shape(n) for n in ins], _shape(node))
+    path = None
+    if node.op == "call_module":
+        mod = gm.get_submodule(node.target)
+        mapper, path = MODULES.get(type(mod)), node.target
+        if mapper is None:
+            raise Unsupported(f"archc has no op for {type(mod).__module__}.{type(mod).__name__}",
+                              "an op computing it (`archc ops` lists those archc has)")
+        mapped = mapper(mod, call)
+    else:
+        key = node.target if node.op == "call_function" else f"method:{node.target}"
+        mapper = FUNCTIONS.get(key)
+        if mapper is None:
+            name = getattr(node.target, "__name__", str(node.target))
+            raise Unsupported(f"archc has no op for {'method .' if node.op == 'call_method' else ''}{name}()",
+                              "an op computing it (`archc ops` lists those archc has)")
+        mapped = mapper(call)
+    if mapped is ALIAS:
+        return None
+    return Item(node.name, mapped.op, mapped.attrs, [resolve(n) for n in ins], _stack(node, path),
+                path, mapped.tensors)
