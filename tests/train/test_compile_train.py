@@ -32,7 +32,7 @@ def run_weights(tmp_path, name, **train):
 
 def test_a_compiled_run_trains_the_eager_weights(tmp_path):
     # LeNet-5's translate augmentation and the example order come from seeded generators,
-    # so both runs see the same batches (3 of 32, train and eval graphs, a last short batch)
+    # so both runs see the same batches (one of 64 and a short one: train and eval graphs)
     m_eager, eager = run_weights(tmp_path, "eager")
     m_compiled, compiled = run_weights(tmp_path, "compiled", compile="aot_eager")
     assert eager.keys() == compiled.keys()
