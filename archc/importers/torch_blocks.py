@@ -157,7 +157,9 @@ class Structure:
             rel = _rel(child.path, scope.path)
             call = self.calls.get(child.key)
             if call is not None:
-                block, args, ext, last = call
+                block, args, ext, last, hoisted = call
+                for e in hoisted:  # a merge of several outside values, done before the call
+                    out.append(Entry(e.kind, e.attrs, e.inputs, e.output, None, f"{rel}.{e.hint}" if rel else e.hint))
                 out.append(Entry(block.name, args, [ext], last, rel if rel is not None else "\0", rel or ""))
                 continue
             prefix = "\0" if rel is None else rel + "."
@@ -167,15 +169,22 @@ class Structure:
         return out
 
     def _instance(self, scope: Scope):
-        """(entries, the outside value read) when the scope can be a block call, else None."""
-        body = self.entries(scope)
+        """(entries, the outside value read, entries hoisted before the call) when the scope
+        can be a block call, else None. A first layer without tensors that merges several
+        outside values (DenseNet's concatenation of the features so far) is hoisted: the
+        call then reads its result."""
+        body, hoisted = self.entries(scope), []
+        if not body or not self.escapes.get(scope.key, set()) <= {body[-1].output}:
+            return None
         made = {e.output for e in body}
         outside = {v for e in body for v in e.inputs if v not in made}
-        if not body or len(outside) != 1 or not self.escapes.get(scope.key, set()) <= {body[-1].output}:
+        if len(outside) > 1 and len(body) > 1 and body[0].id is None and set(body[0].inputs) <= outside \
+                and {v for e in body[1:] for v in e.inputs if v not in made} == set():
+            hoisted, body = [body[0]], body[1:]
+            outside = {hoisted[0].output}
+        if len(outside) != 1 or not all(valid_id(e.id) for e in body if e.id is not None):
             return None
-        if not all(valid_id(e.id) for e in body if e.id is not None):
-            return None
-        return body, outside.pop()
+        return body, outside.pop(), hoisted
 
     # ---- unification
 
@@ -185,19 +194,19 @@ class Structure:
             found = self._instance(scope)
             if found is None:
                 continue
-            body, ext = found
+            body, ext, hoisted = found
             lines = _lines(body, ext)
             for g in groups:
-                if self._join(g, scope, body, ext, lines):
+                if self._join(g, scope, body, ext, lines, hoisted):
                     break
             else:
-                groups.append([lines, [(scope, body, ext, list(range(len(lines))))]])
+                groups.append([lines, [(scope, body, ext, list(range(len(lines))), hoisted)]])
         for template, members in groups:
             if len(members) >= 2:
                 self._block(cls, template, members)
 
     @staticmethod
-    def _join(group: list, scope, body, ext, lines) -> bool:
+    def _join(group: list, scope, body, ext, lines, hoisted) -> bool:
         """Add an instance to a group if their union explains both (the wiring of a layer
         both have is taken from either side: the one that sees the optional layers)."""
         for prefer in ("a", "b"):
@@ -205,10 +214,12 @@ class Structure:
             if merged is None:
                 return False
             template, old, new = merged
-            members = [(s, b, x, [old[i] for i in m]) for s, b, x, m in group[1]] + [(scope, body, ext, new)]
-            if all(_consistent(template, _lines(b, x), m) for _, b, x, m in members):
-                group[0], group[1] = template, members
-                return True
+            members = [(s, b, x, [old[i] for i in m], h) for s, b, x, m, h in group[1]]
+            members.append((scope, body, ext, new, hoisted))
+            for variant in (template, _swapped(template, members)):
+                if all(_consistent(variant, _lines(b, x), m) for _, b, x, m, _ in members):
+                    group[0], group[1] = variant, members
+                    return True
         return False
 
     def _block(self, cls, template: list[Line], members: list) -> None:
@@ -223,9 +234,12 @@ class Structure:
         args = _arguments(template, members)
         block = Block(name, template, {a: default for a, (default, _) in args.items()})
         self.blocks.append(block)
-        for k, (scope, body, ext, _) in enumerate(members):
+        for k, (scope, body, ext, _, hoisted) in enumerate(members):
             values = {a: vec[k] for a, (_, vec) in args.items() if vec[k] is not MISSING}
-            self.calls[scope.key] = (block, values, ext, body[-1].output)
+            self.calls[scope.key] = (block, values, ext, body[-1].output, hoisted)
+
+
+COMMUTATIVE = ("add", "multiply")
 
 
 def _lines(body: list[Entry], ext: str) -> list[Line]:
@@ -262,11 +276,18 @@ def _merge(a: list[Line], b: list[Line], prefer: str = "a"):
     return out, [ia[i] for i in range(len(a))], [ib[j] for j in range(len(b))]
 
 
+def _swapped(template: list[Line], members: list) -> list[Line]:
+    """The template with the inputs of its optional sums and products in the other order: a
+    skipped merge stands for its first input, so MobileNetV2's ``x + f(x)``, skipped where
+    there is no residual, must be written ``f(x) + x``."""
+    optional = {t for t in range(len(template)) if any(t not in m for _, _, _, m, _ in members)}
+    return [Line(x.kind, x.attrs, x.refs[::-1], x.id, x.hint) if t in optional and x.kind in COMMUTATIVE else x
+            for t, x in enumerate(template)]
+
+
 def _consistent(template: list[Line], lines: list[Line], mapping: list[int]) -> bool:
     """Whether ``lines`` is ``template`` with the missing layers standing for their first input."""
     present = set(mapping)
-    if len(template) - 1 not in present:
-        return False  # the block's output is its last layer, in every instance
 
     def resolve(r):
         while r != "input" and r not in present:
@@ -277,9 +298,12 @@ def _consistent(template: list[Line], lines: list[Line], mapping: list[int]) -> 
 
     for line, m in zip(lines, mapping):
         have = ["input" if r == "input" else mapping[r] for r in line.refs]
-        if [resolve(r) for r in template[m].refs] != have:
+        want = [resolve(r) for r in template[m].refs]
+        if line.kind in COMMUTATIVE:
+            have, want = sorted(map(str, have)), sorted(map(str, want))
+        if want != have:
             return False
-    return True
+    return resolve(len(template) - 1) == mapping[-1]  # the block's output: its last layer
 
 
 def _key(value):
@@ -294,9 +318,9 @@ def _arguments(template: list[Line], members: list) -> dict:
     """The block's arguments: name -> (default, value per member); the template's attributes
     that differ become ``$name``, the layers some members lack get ``when: $name``."""
     vectors = []  # [name, vector, [(line, attr or None)], owner, is a when flag]
-    bodies = [_lines(b, x) for _, b, x, _ in members]
+    bodies = [_lines(b, x) for _, b, x, _, _ in members]
     for t, line in enumerate(template):
-        where = [m.index(t) if t in m else None for _, _, _, m in members]
+        where = [m.index(t) if t in m else None for _, _, _, m, _ in members]
         own = [body[w] if w is not None else None for body, w in zip(bodies, where)]
         if any(w is None for w in where):
             flag = [w is not None for w in where]
@@ -420,6 +444,9 @@ class Renderer:
             if value is MISSING:
                 return None
             attrs[key] = value
+        varying = sum(isinstance(v, str) and "$index" in v for v in attrs.values())
+        if j - i < 3 and varying > 2:
+            return None  # two copies that differ in most things read better as two lines
         return i, j - i, attrs
 
     def render(self, lines: list[Line], outputs: list | None = None, indent: str = "  ") -> list[str]:
