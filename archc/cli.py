@@ -855,18 +855,25 @@ def infer(model, input_file, provider, topk, output, weights, sets, preset):
 
 
 @main.command("import")
-@click.argument("model", metavar="MODEL.onnx")
+@click.argument("model", metavar="MODEL.onnx|torchvision:NAME")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The spec (.yaml) to write.")
 @click.option("--weights-out", default=None, type=click.Path(dir_okay=False), metavar="FILE",
-              help="The weights: .safetensors (default: beside the spec) or .pt/.pth.")
+              help="The weights: .safetensors (default: beside the spec; torchvision: only when given) or .pt/.pth.")
 def import_(model, output, weights_out):
-    """Import an ONNX model as an editable spec and its weights (docs/import.md)."""
+    """Import an ONNX model, or a torchvision model traced by torch.fx, as an editable spec
+    and its weights (docs/import.md)."""
     from archc.importers.onnx import WEIGHT_SUFFIXES, import_lines
 
-    require_file(model, "MODEL")
     if weights_out and not weights_out.lower().endswith(WEIGHT_SUFFIXES):
         raise click.BadParameter(f"{weights_out}: use one of " + " ".join(WEIGHT_SUFFIXES),
                                  param_hint="--weights-out")
+    if model.startswith("torchvision:"):
+        from archc.importers.torch_import import import_torchvision
+
+        for line in import_torchvision(model.split(":", 1)[1], output, weights_out):
+            click.echo(line)
+        return
+    require_file(model, "MODEL")
     for line in import_lines(model, output, weights_out):
         click.echo(line)
 

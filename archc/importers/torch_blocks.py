@@ -114,7 +114,11 @@ class Structure:
     """Decide which module calls are blocks; give every body as lines."""
 
     def __init__(self, root: Scope, scopes: list[Scope], items: list[Item], outputs: list[str]):
-        self.root, self.blocks, self.calls = root, [], {}  # calls: scope key -> (block, args, ext)
+        self.root, self.blocks, self.calls = root, [], {}  # calls: scope key -> (block, args, ext, …)
+        # a module without tensors called once keeps its path as id (maxpool, avgpool); one
+        # called several times (ResNet's relu) leaves its calls unnamed
+        paths = Counter(it.path for it in items if it.path)
+        self.named = {p for p, n in paths.items() if n == 1}
         self.escapes = self._escaping(items, outputs)
         self.bad_ids: list[str] = []
         by_class: dict = {}
@@ -148,7 +152,7 @@ class Structure:
         for child in scope.children:
             if isinstance(child, Item):
                 rel = _rel(child.path, scope.path) if child.path else None
-                fixed = rel if child.tensors else None
+                fixed = rel if child.tensors or child.path in self.named else None
                 if child.tensors and rel is None:
                     fixed = "\0" + child.path  # a module owned elsewhere: not a valid relative id
                 out.append(Entry(child.op, child.attrs, child.inputs, child.name, fixed,

@@ -75,8 +75,7 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     name = name or type(module).__name__
     text = _spec(name, type(module).__name__, example_input, structure, renderer, lines, out_refs, len(layers), renamed)
     weights = {f"{it.path}.{k}": v for it in layers for k, v in it.tensors.items()}
-    used = {id(v) for v in weights.values()}
-    unused = [k for k, v in module.state_dict(keep_vars=True).items() if id(v) not in used]
+    unused = [k for k in module.state_dict() if k not in weights]
     graph = _validated(text, weights, where, torch)
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
 
