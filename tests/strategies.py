@@ -13,7 +13,7 @@ Usage::
     from strategies import specs   # tests/ is on sys.path (tests/conftest.py)
 
     @given(specs())
-    def test_something(text): graph = archc.load(text) ...
+    def test_something(text): graph = archc.loads(text) ...
 """
 
 from __future__ import annotations

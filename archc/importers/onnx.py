@@ -68,7 +68,7 @@ def import_onnx(model, output, weights_out=None) -> ImportResult:
 
     >>> import archc, tempfile, os
     >>> d = tempfile.mkdtemp()
-    >>> _ = archc.export_onnx("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n  - relu\\n",
+    >>> _ = archc.export_onnx(archc.loads("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n  - relu\\n"),
     ...                       os.path.join(d, "tiny.onnx"), check=False)
     >>> r = import_onnx(os.path.join(d, "tiny.onnx"), os.path.join(d, "tiny.yaml"))
     >>> r.graph.summary.total_params, r.weights_path.name

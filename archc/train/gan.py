@@ -66,7 +66,7 @@ def main_network(spec, overrides=None, preset=None) -> str | None:
     from archc.api import load_doc
     from archc.zoo import resolve
 
-    if not isinstance(spec, str) or "\n" in spec:
+    if not isinstance(spec, str):  # a Graph is one network already
         return None
     doc, chosen = load_doc(resolve(spec), preset, overrides)
     if chosen or len(doc.networks) < 2:

@@ -20,7 +20,7 @@ from archc.zoo import zoo_specs
 
 
 def findings(spec: str, severity: str | None = None) -> list[str]:
-    found = lint(archc.load(spec))
+    found = lint(archc.loads(spec))
     return [f.render() for f in found if severity in (None, f.severity)]
 
 
@@ -125,7 +125,7 @@ def test_channels_off_a_multiple_of_8_are_an_info_note():
         "<string>:4:5: info: layers[0].conv2d: `c1` gives 30 channels, not a multiple of 8; tensor "
         "cores (fp16/bf16 on NVIDIA GPUs) work on tiles of 8 — "
         f"{math.ceil(30 / 8) * 8} would use them fully, if the design allows"]
-    assert visible(lint(archc.load(ODD_CHANNELS))) == []
+    assert visible(lint(archc.loads(ODD_CHANNELS))) == []
 
 
 def validate(tmp_path, text: str, *args):
@@ -154,7 +154,7 @@ def test_info_notes_need_hints_in_text_and_are_always_in_json(tmp_path):
 
 def test_a_spec_that_warns_still_builds():
     torch = pytest.importorskip("torch")
-    model = archc.build(DEAD_BRANCH, seed=0)
+    model = archc.build(text=DEAD_BRANCH, seed=0)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -10,7 +10,7 @@ import archc
 
 
 def rf_of(spec: str, node: str):
-    g = archc.load(spec)
+    g = archc.loads(spec)
     return next(n for n in g.nodes if n.name == node).meta["rf"]
 
 
@@ -44,7 +44,7 @@ def test_centres_equal_torch(mode, corners):
     layer = f"upsample: {{scale: 4, mode: {mode}, align_corners: {str(corners).lower()}, id: up}}"
     spec = upsample_spec(n, layer, pool)
     rf = rf_of(spec, "up")
-    model = archc.build(spec, seed=0)
+    model = archc.build(text=spec, seed=0)
     for o in range(4, 26):  # inside, where no sample is clamped at the border
         assert rf.start[0] + o * rf.jump[0] == pytest.approx(weighted_centre(model, n, o), abs=1e-5), o
 
@@ -58,7 +58,7 @@ def test_an_aligned_bilinear_skip_is_aligned():
 
 def test_upsample_to_no_pixels_is_a_located_error():
     with pytest.raises(archc.SpecErrors) as info:
-        archc.load(upsample_spec(2, "upsample: {scale: 0.4}"))
+        archc.loads(upsample_spec(2, "upsample: {scale: 0.4}"))
     assert [e.render() for e in info.value.errors] == [
         "<string>:4:5: error: layers[0].upsample: `upsample_1`: upsampling 2×2 by 0.4 leaves 0×0 pixels "
         "(input `input` [1, 2, 2]) — use a scale of at least 0.5, or give `size: [h, w]`"]
@@ -73,7 +73,7 @@ def test_fields_print_with_consistent_decimals():
     assert text(5, 5) == "5" and text(3, 7) == "3×7"
     assert text(7.8, 6.75) == "7.80×6.75" and text(7, 6.5) == "7.00×6.50"  # never 7.8×6.75, 8.733×7.333
     assert text(26 / 3, 26 / 3) == "8.67"
-    g = archc.load("archc: 1\ninput: [3, 15, 16]\nlayers:\n  - conv2d: {out: 4, kernel: 3, stride: 2}\n"
-                   "  - upsample: {size: [10, 16], mode: bilinear}\n  - conv2d: {out: 4, kernel: 3}\n")
+    g = archc.loads("archc: 1\ninput: [3, 15, 16]\nlayers:\n  - conv2d: {out: 4, kernel: 3, stride: 2}\n"
+                    "  - upsample: {size: [10, 16], mode: bilinear}\n  - conv2d: {out: 4, kernel: 3}\n")
     # the last conv: 5 + 2 steps of the upsampled grid, whose step is the stride 2 × 7/10 (× 7/16)
     assert g.nodes[-1].meta["rf"].text() == f"{5 + 2 * (2 * 7 / 10):.2f}×{5 + 2 * (2 * 7 / 16):.2f}"

@@ -21,7 +21,7 @@ def facts(graphs):
 @pytest.mark.parametrize("spec", [p.stem for p in zoo_specs()])
 def test_the_expansion_of_every_zoo_spec_is_the_same_network(spec):
     graphs = archc.load_all(spec)
-    again = archc.load_all(render_all(graphs))
+    again = archc.load_all(text=render_all(graphs))
     assert facts(again) == facts(graphs)
 
 
@@ -43,9 +43,9 @@ layers:
 
 def test_the_expansion_builds_the_same_module():
     torch = pytest.importorskip("torch")
-    expanded = render_all([archc.load(SPEC)])
+    expanded = render_all([archc.loads(SPEC)])
     assert "id: stage.1.fc" in expanded and "tie: emb" in expanded
-    a, b = archc.build(SPEC, seed=3), archc.build(expanded, seed=3)
+    a, b = archc.build(text=SPEC, seed=3), archc.build(text=expanded, seed=3)
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb) == ["emb.weight", "stage.0.fc.weight", "stage.0.fc.bias", "stage.1.fc.weight",
                                     "stage.1.fc.bias", "layernorm_1.weight", "layernorm_1.bias", "head.weight"]

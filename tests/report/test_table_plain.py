@@ -28,12 +28,12 @@ def spec(units: int) -> str:
 
 def render(text: str, width: int = 80) -> str:
     out = io.StringIO()
-    table.render(archc.load(text), Console(file=out, width=width))
+    table.render(archc.loads(text), Console(file=out, width=width))
     return out.getvalue()
 
 
 def test_large_tables_have_every_row():
-    g = archc.load(spec(1500))  # 1,500 headers + 3,000 nodes
+    g = archc.loads(spec(1500))  # 1,500 headers + 3,000 nodes
     text = render(spec(1500))
     lines = text.splitlines()
     assert lines[0] == f"{g.name}  (3000 nodes)"
@@ -98,7 +98,7 @@ def test_block_rows_are_bold_on_a_colour_terminal_only():
     plain = render(spec(1))
     assert "\x1b[" not in plain
     out = io.StringIO()
-    table.render(archc.load(spec(1)), Console(file=out, width=80, force_terminal=True))
+    table.render(archc.loads(spec(1)), Console(file=out, width=80, force_terminal=True))
     bold = [line for line in out.getvalue().splitlines() if line.startswith("\x1b[1m")]
     assert [line.split()[0] for line in bold] == ["\x1b[1ms.0"]
 
@@ -124,7 +124,7 @@ def test_totals_add_up_as_keras_does():
     assert t["Trainable params"] == f"{trainable:,}"
     assert t["Non-trainable params"] == f"{frozen:,} (trainable: false)"
     assert t["Buffers"] == f"{buffers:,}"
-    model = archc.build(FROZEN, seed=0)
+    model = archc.build(text=FROZEN, seed=0)
     assert sum(p.numel() for p in model.parameters()) == frozen + trainable
     assert sum(b.numel() for b in model.buffers()) == buffers
 

@@ -65,7 +65,7 @@ def test_the_variant_hash_ignores_the_order_of_set():
 def test_totals_in_json_add_up():
     spec = ("archc: 1\ninput: [4]\nlayers:\n  - linear: {out: 3, trainable: false}\n"
             "  - batchnorm1d\n  - linear: {out: 2}\n")
-    d = graph_dict(archc.load(spec))
+    d = graph_dict(archc.loads(spec))
     assert d["frozen_params"] == 4 * 3 + 3
     assert d["total_params"] == d["trainable_params"] + d["frozen_params"]
     assert d["non_trainable"] == d["frozen_params"] + d["buffers"]  # version 1's meaning, kept
@@ -78,9 +78,9 @@ def test_totals_in_json_add_up():
     ("resnet50", None, "Resnet50"),
 ])
 def test_class_names_follow_the_preset(name, preset, want):
-    g = archc.load(f"archc: 1\nname: {name}\ninput: [4]\nvars: {{w: 2}}\n"
-                   "presets: {resnet101: {w: 3}, vgg11: {w: 3}, wide: {w: 8}}\n"
-                   "layers:\n  - linear: {out: $w}\n", preset=preset)
+    g = archc.loads(f"archc: 1\nname: {name}\ninput: [4]\nvars: {{w: 2}}\n"
+                    "presets: {resnet101: {w: 3}, vgg11: {w: 3}, wide: {w: 8}}\n"
+                    "layers:\n  - linear: {out: $w}\n", preset=preset)
     assert model_class(g) == want
     assert f"class {want}(nn.Module):" in generate(g)
 

@@ -14,7 +14,7 @@ from archc.spec.expand import MAX_ERRORS
 
 def errors(text: str, **kwargs) -> list[str]:
     with pytest.raises(SpecErrors) as info:
-        archc.load_all(text, **kwargs)
+        archc.load_all(text=text, **kwargs)
     return [e.render() for e in info.value.errors]
 
 
@@ -39,11 +39,11 @@ def test_load_needs_one_network():
     text = ("archc: 1\nnetworks:\n  g: {input: [4], layers: [{linear: {out: 2}}]}\n"
             "  d: {input: [2], layers: [{linear: {out: 1}}]}\n")
     with pytest.raises(SpecErrors) as info:
-        archc.load(text)
+        archc.loads(text)
     assert str(info.value) == "<string>: error: the file defines 2 networks — choose one: <string>:g, <string>:d"
-    assert archc.load(text, "g").summary.total_params == 10
+    assert archc.loads(text, "g").summary.total_params == 10
     with pytest.raises(SpecErrors) as info:
-        archc.load(text, "gg")
+        archc.loads(text, "gg")
     assert str(info.value) == "<string>: error: no network 'gg' in this file — did you mean `g`?"
 
 
@@ -60,7 +60,7 @@ def test_dotted_ids_name_containers_not_layers():
     assert errors(head + "  - linear: {out: 4, id: 0.a}\n") == [
         "<string>:4:26: error: layers[0].linear.id: id '0.a': part '0' is not a plain identifier"
         " — use letters, digits and _, starting with a letter"]
-    g = archc.load(head + "  - linear: {out: 4, id: a.0.b}\n  - relu: {from: a.0.b}\n")
+    g = archc.loads(head + "  - linear: {out: 4, id: a.0.b}\n  - relu: {from: a.0.b}\n")
     assert [(n.name, n.inputs) for n in g.nodes] == [("a.0.b", ["input"]), ("relu_1", ["a.0.b"])]
 
 

@@ -59,7 +59,7 @@ def _load(text: str, folder: Path) -> None:
     old = os.getcwd()
     os.chdir(folder)  # imports resolve relative to the working directory for text
     try:
-        archc.load_all(text)
+        archc.load_all(text=text)
     except SpecErrors as exc:
         for e in exc.errors:
             assert e.render()

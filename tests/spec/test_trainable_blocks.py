@@ -23,7 +23,7 @@ layers:
 
 
 def test_block_call_freezes_its_layers():
-    g = archc.load(SPEC)
+    g = archc.loads(SPEC)
     frozen = {n.name: n.meta["trainable"] for n in g.nodes}
     assert frozen == {"frozen.inner_1.linear_1": False, "frozen.linear_1": False,
                       "free.inner_1.linear_1": True, "free.linear_1": True}
@@ -32,5 +32,5 @@ def test_block_call_freezes_its_layers():
 
 
 def test_a_layer_of_a_free_block_can_still_be_frozen_alone():
-    g = archc.load(SPEC.replace("      - linear: {out: 2}", "      - linear: {out: 2, trainable: false}"))
+    g = archc.loads(SPEC.replace("      - linear: {out: 2}", "      - linear: {out: 2, trainable: false}"))
     assert g.summary.trainable_params == 9  # only free.inner_1.linear_1

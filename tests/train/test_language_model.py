@@ -72,9 +72,10 @@ def test_an_unknown_metric_is_named():
 
 
 def test_a_float_input_is_refused(tmp_path):
-    spec = "archc: 1\ninput: [8]\nlayers:\n  - linear: {out: 4}\ntrain: {task: language_model}\n"
+    spec = tmp_path / "float.yaml"  # train takes a path (or a zoo name), never YAML text
+    spec.write_text("archc: 1\ninput: [8]\nlayers:\n  - linear: {out: 4}\ntrain: {task: language_model}\n")
     with pytest.raises(TrainError) as err:
-        train(spec, out=str(tmp_path / "run"))
+        train(str(spec), out=str(tmp_path / "run"))
     assert str(err.value) == ("the language_model task reads a sequence of token ids, but the spec's input is "
                               "[8] of float32 — declare input: {shape: [L], dtype: int64, vocab: 256}")
 

@@ -45,14 +45,14 @@ class ExportResult:
         return sum(self.op_counts.values())
 
 
-def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weights=None,
+def export_onnx(spec, output, network=None, overrides=None, preset=None, *, text: str | None = None, weights=None,
                 opset: int | None = None, dynamic_batch: bool = True, batch: int = 1,
                 external_data: bool = False, optimize: str = "none", check: bool = True,
                 seed: int | None = 0, progress=None) -> ExportResult:
     """Export a spec to an ONNX file at ``output`` and, with ``check``, verify it.
 
-    ``spec`` is what :func:`archc.build` takes (a path, ``FILE:NAME``, a zoo name, YAML text
-    or a Graph). ``weights``: a state_dict file (``.pt``/``.pth``/``.safetensors``, an
+    ``spec`` is what :func:`archc.build` takes (a path, ``FILE:NAME``, a zoo name or a
+    Graph; ``spec=None, text=`` for YAML text). ``weights``: a state_dict file (``.pt``/``.pth``/``.safetensors``, an
     archc checkpoint) loaded strictly; otherwise the spec's initialisation with ``seed``.
     ``dynamic_batch=False`` fixes the batch to ``batch``. ``external_data`` writes the
     weights beside the model (``output + ".data"``). ``optimize`` rewrites the file with
@@ -64,7 +64,7 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
 
     >>> import archc, tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "tiny.onnx")
-    >>> r = archc.export_onnx("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n", out)
+    >>> r = archc.export_onnx(archc.loads("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n"), out)
     >>> r.check.ok, r.op_counts
     (True, {'Gemm': 1})
     """
@@ -72,7 +72,7 @@ def export_onnx(spec, output, network=None, overrides=None, preset=None, *, weig
 
     if optimize not in OPTIMIZE_LEVELS:
         raise ValueError(f"optimize must be one of {OPTIMIZE_LEVELS}, got {optimize!r}")
-    graph = as_graph(spec, network, overrides, preset)
+    graph = as_graph(spec, network, overrides, preset, text=text)
     opset = DEFAULT_OPSET if opset is None else opset
     errors = target_errors(graph, opset, single_file=not external_data)
     if errors:

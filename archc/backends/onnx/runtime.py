@@ -102,7 +102,7 @@ class OnnxModel:
 
     >>> import archc, numpy as np, tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "tiny.onnx")
-    >>> _ = archc.export_onnx("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n", out, check=False)
+    >>> _ = archc.export_onnx(archc.loads("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n"), out, check=False)
     >>> archc.OnnxModel(out, provider="cpu").run(np.zeros((3, 4), np.float32)).shape
     (3, 2)
     """

@@ -42,12 +42,13 @@ def compile_source(source: str, name: str) -> type:
     return _CLASSES[key]
 
 
-def build(spec, network=None, overrides=None, preset=None, seed=None, init=None, *,
-          return_all: bool = False, outputs=None) -> torch.nn.Module:
+def build(spec=None, network=None, overrides=None, preset=None, seed=None, init=None, *,
+          text: str | None = None, return_all: bool = False, outputs=None) -> torch.nn.Module:
     """Build the PyTorch module of a spec.
 
-    ``spec`` is a path (``"specs/dcgan.yaml:generator"``), a zoo name (``"resnet18"``),
-    YAML text, or a Graph from :func:`archc.load`. ``overrides`` and ``preset`` act as
+    ``spec`` is a path (``"specs/dcgan.yaml:generator"``), a zoo name (``"resnet18"``) or
+    a Graph from :func:`archc.load`; ``text=`` is the YAML text of a spec instead (a string
+    given as ``spec`` is always a path or a zoo name). ``overrides`` and ``preset`` act as
     ``--set`` and ``--preset``. ``init`` is the network's default initialisation
     (otherwise the spec's ``train.init``; per-layer ``init:`` keys always apply), see
     docs/python-api.md. ``seed`` makes the initial weights reproducible without touching
@@ -57,11 +58,11 @@ def build(spec, network=None, overrides=None, preset=None, seed=None, init=None,
     ``create_feature_extractor`` does; see :func:`feature_extractor`.
 
     >>> import torch, archc
-    >>> model = archc.build("archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n", seed=0)
+    >>> model = archc.build(text="archc: 1\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n", seed=0)
     >>> model(torch.zeros(3, 4)).shape
     torch.Size([3, 2])
     """
-    graph = as_graph(spec, network, overrides, preset)
+    graph = as_graph(spec, network, overrides, preset, text=text)
     check_build(graph)  # weights larger than the memory available: refused before allocating
     source = generate(graph, init, return_all, outputs=outputs)
     cls = compile_source(source, model_class(graph))
@@ -99,7 +100,7 @@ def feature_extractor(model_or_spec, ids, **build_args) -> torch.nn.Module:
     graph = _GRAPHS.get(type(model_or_spec))
     if graph is None:
         raise TypeError(f"{type(model_or_spec).__name__} was not made by archc.build in this process: "
-                        "pass the spec (a path, zoo name or YAML text) and load the weights into the result")
+                        "pass the spec (a path, a zoo name or archc.loads(text)) and load the weights into the result")
     cls = compile_source(generate(graph, outputs=ids), model_class(graph))
     _GRAPHS[cls] = graph
     extractor = cls.__new__(cls)  # not cls(): no new weights, the model's own modules below
@@ -115,7 +116,7 @@ def example_input(graph, batch: int = 2, seed: int = 0) -> torch.Tensor:
     uniformly below the input's vocabulary (``graph.id_limit()``) for an int64 input.
 
     >>> import archc
-    >>> g = archc.load("archc: 1\\ninput: {shape: [5], dtype: int64}\\nlayers:\\n  - embedding: {num: 7, dim: 3}\\n")
+    >>> g = archc.loads("archc: 1\\ninput: {shape: [5], dtype: int64}\\nlayers:\\n  - embedding: {num: 7, dim: 3}\\n")
     >>> example_input(g, batch=2).dtype
     torch.int64
     """

@@ -374,32 +374,32 @@ def _batch(shape) -> str:
 # --------------------------------------------------------------------------- the file
 
 
-def as_graph(spec, network=None, overrides=None, preset=None) -> Graph:
-    """An analysed graph from a Graph, a path (``FILE:NAME``), a zoo name, or YAML text."""
+def as_graph(spec=None, network=None, overrides=None, preset=None, *, text: str | None = None) -> Graph:
+    """An analysed graph from a Graph, a path (``FILE:NAME``) or a zoo name — or from the
+    YAML text ``text=``: a string given as ``spec`` is never parsed as YAML, whatever it
+    holds (docs/python-api.md, "Paths and text")."""
     if isinstance(spec, Graph):
-        if network or overrides or preset:
-            raise TypeError("network, overrides and preset apply to a spec, not to a Graph")
+        if network or overrides or preset or text is not None:
+            raise TypeError("network, overrides, preset and text= apply to a spec, not to a Graph")
         return spec
     from archc.api import load
-    from archc.zoo import resolve
 
-    if isinstance(spec, str) and "\n" not in spec:
-        spec = resolve(spec)  # "resnet50" names the zoo spec
-    return load(spec, network, overrides, preset)
+    return load(spec, network, overrides, preset, text=text)  # load finds zoo names ("resnet50")
 
 
-def generate_source(spec, network=None, overrides=None, preset=None, init=None,
-                    return_all: bool = False) -> str:
+def generate_source(spec=None, network=None, overrides=None, preset=None, init=None,
+                    return_all: bool = False, *, text: str | None = None) -> str:
     """The standalone PyTorch source of a spec: one module that imports torch only.
 
-    ``spec`` is what :func:`archc.build` takes; ``init`` the network default
-    initialisation; ``return_all`` makes forward return every node's value by name.
+    ``spec`` is what :func:`archc.build` takes (``text=`` the YAML text of a spec instead);
+    ``init`` the network default initialisation; ``return_all`` makes forward return every
+    node's value by name.
 
-    >>> src = generate_source("archc: 1\\nname: tiny\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n")
+    >>> src = generate_source(text="archc: 1\\nname: tiny\\ninput: [4]\\nlayers:\\n  - linear: {out: 2}\\n")
     >>> "class Tiny(nn.Module):" in src and "self.linear_1 = nn.Linear(4, 2, bias=True)" in src
     True
     """
-    return generate(as_graph(spec, network, overrides, preset), init, return_all)
+    return generate(as_graph(spec, network, overrides, preset, text=text), init, return_all)
 
 
 def generate(graph: Graph, init=None, return_all: bool = False, name: str | None = None,
