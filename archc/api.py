@@ -13,13 +13,13 @@ a newline, a leading ``archc:``. YAML text is read as text only when the caller 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from archc.analysis.analyse import analyse
-from archc.errors import SpecErrors
+from archc.errors import Pos, SpecErrors
 from archc.gcpause import gc_paused
 from archc.ir.graph import Graph
+from archc.printable import printable
 from archc.spec.document import Document, load_document
 from archc.spec.expand import expand
 
@@ -39,36 +39,45 @@ def split_target(target: str) -> tuple[str, str | None]:
     return str(target), None
 
 
-TEXT_AS_PATH = ("YAML text given where a path is expected: pass it as archc.loads(text) or "
-                "text=; a string that names no file is read as text for now, and will be "
-                "reported as a missing file in a later version")
+# a name longer than this is shown cut in errors (YAML text passed as a path is kilobytes)
+SHOWN = 60
 
 
-def _legacy_text(source) -> bool:
-    """Text passed as ``source`` by code written before ``loads``: read as text, with a
-    DeprecationWarning, only when no file of that name exists — a file, whatever its name,
-    is always read as a file."""
-    if not (isinstance(source, str) and ("\n" in source or source.lstrip().startswith("archc:"))):
-        return False
-    return not _exists(source) and not _exists(split_target(source)[0])
+def _looks_like_text(name: str) -> bool:
+    """A name that is more likely YAML text than a file name: its error says how to read
+    text. Only the message depends on it — such a string is a path like any other."""
+    return "\n" in name or name.lstrip(" \t{").startswith("archc:")
+
+
+def missing_text_path(name: str) -> SpecErrors:
+    """The missing-file error (as for any spec path, archc/spec/document.py read_text) for a
+    name that looks like YAML text: shown escaped and cut, with the way to read text."""
+    shown = printable(name)
+    if len(shown) > SHOWN:
+        shown = shown[:SHOWN - 3] + "..."
+    return SpecErrors.one("cannot read file: No such file or directory", Pos(shown),
+                          fix="check the path; to read YAML text, use archc.loads(text) (or text=)")
 
 
 def load_doc(source=None, preset: str | None = None, overrides: dict | None = None, *,
              text: str | None = None) -> tuple[Document, str | None]:
     """The document of ``source`` (a path, ``FILE:NAME``, a zoo name) or of ``text``, and
-    the network ``FILE:NAME`` picked."""
+    the network ``FILE:NAME`` picked. A string ``source`` is never parsed as YAML."""
     if (source is None) == (text is None):
         raise TypeError("give a spec path (or zoo name) or text=, one of them")
     if text is not None:
         if not isinstance(text, str):
             raise TypeError(f"text= is the YAML text of a spec (str), got {type(text).__name__}")
         return load_document(text=text, preset=preset, overrides=overrides), None
-    if _legacy_text(source):
-        warnings.warn(TEXT_AS_PATH, DeprecationWarning, stacklevel=4)
-        return load_document(text=source, preset=preset, overrides=overrides), None
     from archc.zoo import resolve
 
-    path, network = split_target(resolve(os.fspath(source)))  # "lenet5" names the zoo spec, as on the CLI
+    name = os.fspath(source)
+    # FILE of FILE:NAME counts as a regular file only: "archc: 1" would name the folder
+    # archc/ of a source tree (anything named `name` itself is read, and refused if special)
+    if isinstance(name, str) and _looks_like_text(name) and not _exists(name) \
+            and not os.path.isfile(split_target(name)[0]):
+        raise missing_text_path(name)
+    path, network = split_target(resolve(name))  # "lenet5" names the zoo spec, as on the CLI
     return load_document(path, preset=preset, overrides=overrides), network
 
 

@@ -22,12 +22,12 @@ def zoo_specs() -> list[Path]:
 
 def resolve(target: str) -> str:
     """A spec argument as the user gave it, or the zoo spec of that name (`resnet50`)."""
-    from archc.api import split_target
+    from archc.api import _exists, split_target
 
     path, network = split_target(target)
-    if Path(path).exists() or "/" in path or path.endswith((".yaml", ".yml")):
+    if _exists(path) or "/" in path or path.endswith((".yaml", ".yml")):
         return target
     candidate = zoo_dir() / f"{path}.yaml"
-    if candidate.is_file():
+    if _exists(candidate) and candidate.is_file():  # _exists: a name too long is no zoo name, not an OSError
         return str(candidate) + (f":{network}" if network else "")
     return target

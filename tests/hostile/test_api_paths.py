@@ -69,10 +69,39 @@ def test_source_and_text_are_one_or_the_other():
         archc.loads(b"archc: 1")
 
 
-def test_old_callers_passing_text_still_work_with_a_deprecation_warning(tmp_path, monkeypatch):
-    # kept for code written before loads(): only when no file has that name (see above)
+MISSING = "cannot read file: No such file or directory — check the path"
+TEXT_HINT = "; to read YAML text, use archc.loads(text) (or text=)"
+
+
+def shown(name: str) -> str:
+    """The name as an error shows it: newlines and control characters escaped, cut at 60."""
+    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name.replace("\n", "\\n"))
+    return escaped if len(escaped) <= 60 else escaped[:57] + "..."
+
+
+@pytest.mark.parametrize("name", [CONTENT, NAME_AS_SPEC, "archc:inside", "archc: 1",
+                                  "{archc: 1, input: [4], layers: [relu]}", "archc: 1\n\x1b]0;owned\x07\n"])
+def test_text_given_as_a_path_is_a_missing_file(tmp_path, monkeypatch, name):
+    # code written before loads() passed the text itself: it is never parsed any more, not
+    # even with a warning — it is a file name, and no file has that name
     monkeypatch.chdir(tmp_path)
-    with pytest.warns(DeprecationWarning, match=r"archc\.loads\(text\)") as caught:
-        g = archc.load(CONTENT)
-    assert g.name == "on_disk"
-    assert caught[0].filename == __file__  # the warning points at the caller's line
+    (tmp_path / "archc").mkdir()  # "archc: 1" as FILE:NAME names this folder: not a spec either
+    with pytest.raises(archc.SpecErrors) as plain:
+        archc.load("nope.yaml")
+    assert str(plain.value) == f"nope.yaml: error: {MISSING}"  # the error of any missing spec
+    generate_source = pytest.importorskip("archc.backends.torch.codegen").generate_source
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DeprecationWarning: text is never guessed
+        for call in (archc.load, archc.load_all, generate_source):
+            with pytest.raises(archc.SpecErrors) as info:
+                call(name)
+            assert str(info.value) == f"{shown(name)}: error: {MISSING}{TEXT_HINT}"
+            assert "\x1b" not in str(info.value) and "\n" not in str(info.value)
+    assert listing(tmp_path) == {"archc"}  # nothing written
+
+
+def test_a_long_name_is_cut_in_the_error():
+    with pytest.raises(archc.SpecErrors) as info:
+        archc.load(CONTENT * 100)  # kilobytes of text: too long to be a file name at all
+    cut = r"archc: 1\nname: on_disk\ninput: [4]\nlayers:\n  - linear:..."  # 57 characters and ...
+    assert str(info.value) == f"{cut}: error: {MISSING}{TEXT_HINT}"
