@@ -62,7 +62,7 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     finally:
         module.train(was_training)
     if errors:
-        raise SpecErrors([SpecError(e.message, where, e.where, f"archc would need {e.need}") for e in errors])
+        raise SpecErrors(_grouped(errors, where))
     if not layers:
         raise SpecErrors.one("forward computes nothing archc keeps (its output is its input)", where)
     root, scopes = tree(layers, type(module))
@@ -78,6 +78,19 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     unused = [k for k in module.state_dict() if k not in weights]
     graph = _validated(text, weights, where, torch)
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
+
+
+def _grouped(errors, where: Pos) -> list[SpecError]:
+    """One error per distinct problem: the same unmapped call in every copy of a block is
+    said once, with how many more there are."""
+    seen: dict = {}
+    for e in errors:
+        seen.setdefault((e.message, e.need), []).append(e)
+    out = []
+    for (message, need), same in seen.items():
+        more = f" (and {len(same) - 1} more like it)" if len(same) > 1 else ""
+        out.append(SpecError(message + more, where, same[0].where, f"archc would need {need}"))
+    return out
 
 
 def _valid_root_ids(lines) -> list[str]:

@@ -198,6 +198,19 @@ def dropout(mod, call):
     return Mapped("dropout" if type(mod) is nn.Dropout else "dropout2d", {"p": mod.p})
 
 
+try:  # torchvision's stochastic depth (EfficientNet, ConvNeXt), when torchvision is installed
+    from torchvision.ops import StochasticDepth
+except ImportError:  # pragma: no cover
+    StochasticDepth = None
+
+if StochasticDepth is not None:
+    @module(StochasticDepth)
+    def stochastic_depth(mod, call):
+        if mod.mode != "row":
+            raise Unsupported(f"it drops in mode {mod.mode!r}", "stochastic depth per sample (mode 'row')")
+        return Mapped("drop_path", {"p": mod.p})
+
+
 @module(nn.Identity)
 def identity(mod, call):
     return ALIAS
