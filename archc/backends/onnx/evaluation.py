@@ -58,7 +58,11 @@ def prepare_data(graph, flags: dict):
     from archc.train.data import prepare
     from archc.train.tasks import get_task
 
-    cfg = make_config(graph.train if isinstance(graph.train, dict) else {}, flags)
+    train = dict(graph.train) if isinstance(graph.train, dict) else {}
+    if flags.get("data") is not None and isinstance(train.get("data"), dict):
+        # another data set: the spec's separate val/test sources belong to its own data
+        train["data"] = {k: v for k, v in train["data"].items() if k not in ("val", "test")}
+    cfg = make_config(train, flags)
     task = get_task(cfg.task)
     splits = prepare(cfg, task.data_shape(graph, cfg))
     task.check(splits, tuple(graph.shape_of(graph.outputs[0])))

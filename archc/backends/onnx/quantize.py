@@ -211,10 +211,14 @@ def to_fp16(reference, output, keep_io: bool = True) -> None:
     outputs with ``keep_io``)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel as Graph
 
     try:
         with _quiet():
             model = convert_float_to_float16(onnx.load(str(reference)), keep_io_types=keep_io)
+            # the converter appends the Casts of fp32 inputs after the nodes reading them: valid
+            # for onnxruntime, not for onnx.checker (nodes must be in topological order)
+            Graph.graph_topological_sort(model.graph, is_deterministic=True)
     except Exception as exc:
         raise OnnxError(f"onnxruntime could not convert {Path(reference).name} to fp16"
                         f"{_where(reference, exc)}: {type(exc).__name__}: {_first_line(exc)}") from None
@@ -277,10 +281,12 @@ def measure(reference, output, test, batch_size: int, threads: int, provider: st
             "after": after, "size_ratio": size, "latency": latency, "device": device}
 
 
-def side_by_side(a, b, x, budget_s: float = LATENCY_BUDGET_S, runs: tuple = LATENCY_RUNS) -> tuple:
+def side_by_side(a, b, x, budget_s: float | None = None, runs: tuple = LATENCY_RUNS) -> tuple:
     """(median s of ``a``, median s of ``b``, median of the paired ratios b/a, pairs) on
-    input ``x``. The two run alternately, each going first in turn, so that a change in
-    the machine's load falls on both; the ratio of each pair is taken before the median."""
+    input ``x``, for about ``budget_s`` seconds (default LATENCY_BUDGET_S). The two run
+    alternately, each going first in turn, so that a change in the machine's load falls
+    on both; the ratio of each pair is taken before the median."""
+    budget_s = LATENCY_BUDGET_S if budget_s is None else budget_s
     for model in (a, b, a, b):  # warm-up: first runs allocate and pack weights
         model.run(x)
     times_a, times_b = [], []
