@@ -119,7 +119,7 @@ def _spec(name, cls_name, example, structure, renderer, lines, out_refs, calls, 
     shape = [int(d) for d in example.shape[1:]]
     ids = not example.dtype.is_floating_point
     head = [f"Imported from torch module {cls_name} by archc.from_torch (torch.fx): {calls} traced nodes, "
-            f"{len(structure.blocks)} blocks.",
+            f"{len(structure.blocks)} block{'' if len(structure.blocks) == 1 else 's'}.",
             "Tensor names are the module's state_dict keys: "
             "archc.load_weights(archc.build(SPEC), module.state_dict())."]
     if renamed:
