@@ -129,7 +129,7 @@ def export_quantized(graph, output, precision: str, *, weights=None, opset=None,
     if result.check is not None and not result.check.ok:
         return result, None
     say(f"converting to {precision}")
-    calibration = splits.train.x[:calibrate].numpy() if precision == "int8" else None
+    calibration = calibration_sample(splits.train, calibrate) if precision == "int8" else None
     if precision == "int8":
         to_int8(result.path, output, calibration)
     else:
@@ -161,6 +161,15 @@ def _data(graph, data, precision: str):
         raise OnnxError(f"{why}, but {exc.message} — {exc.fix or fix}") from None
 
 
+def calibration_sample(train, n: int):
+    """``n`` training inputs drawn by a seeded shuffle (a folder source lists its examples
+    class by class: the first ``n`` could all be one class), as a NumPy array."""
+    import torch
+
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n]
+    return train.x[order.sort().values].numpy()
+
+
 def cpu_count() -> int:
     """The CPUs this process may run on (a container's share, not the host's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -190,6 +199,7 @@ class _Calibration:
 def to_int8(reference, output, calibration) -> None:
     """Static QDQ quantisation of ``reference`` to ``output`` (per-channel int8 weights,
     uint8 activations calibrated by min/max on ``calibration``)."""
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from archc.backends.onnx.export import INPUT_NAME
@@ -203,7 +213,9 @@ def to_int8(reference, output, calibration) -> None:
     except Exception as exc:  # onnxruntime raises many kinds; name the node when it does
         raise OnnxError(f"onnxruntime could not quantise {Path(reference).name} to int8"
                         f"{_where(reference, exc)}: {type(exc).__name__}: {_first_line(exc)}") from None
-    _mark(output, "int8")
+    model = onnx.load(str(output))
+    _mark(model, "int8")
+    onnx.save_model(model, str(output))
 
 
 def to_fp16(reference, output, keep_io: bool = True) -> None:
@@ -222,22 +234,17 @@ def to_fp16(reference, output, keep_io: bool = True) -> None:
     except Exception as exc:
         raise OnnxError(f"onnxruntime could not convert {Path(reference).name} to fp16"
                         f"{_where(reference, exc)}: {type(exc).__name__}: {_first_line(exc)}") from None
-    _mark(model, "fp16", output)
+    _mark(model, "fp16")
+    onnx.save_model(model, str(output))
 
 
-def _mark(model, precision: str, output=None) -> None:
-    """Record the precision in the file's metadata (archc.precision)."""
-    import onnx
-
-    path = output or model
-    if output is None:
-        model = onnx.load(str(path))
+def _mark(model, precision: str) -> None:
+    """Record the precision in a ModelProto's metadata (archc.precision), keeping the rest."""
     props = {p.key: p.value for p in model.metadata_props} | {"archc.precision": precision}
     del model.metadata_props[:]
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save_model(model, str(path))
 
 
 def _first_line(exc) -> str:
