@@ -782,8 +782,8 @@ def _onnx_errors(fn):
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Checker, ONNX shape inference vs archc's shapes, onnxruntime vs torch.")
 @click.option("--quantize", type=click.Choice(["int8", "fp16"]), default=None,
-              help="Also write an int8 (static, QDQ) or fp16 model, measured against the fp32 one "
-                   "(kept as FILE.fp32.onnx) on the test split.")
+              help="Write the model in int8 (static, QDQ) or fp16, the fp32 one beside it "
+                   "(M.onnx: M.fp32.onnx), and measure one against the other on the test split.")
 @click.option("--calibrate", type=click.IntRange(min=1), default=None, metavar="N",
               help="int8: calibrate on N training examples (default 300).")
 @click.option("--data", default=None, metavar="SOURCE", help="With --quantize: the data (default: train.data).")
