@@ -28,7 +28,7 @@ def resnet(tmp_path_factory):
 
 
 def test_importing_archc_imports_neither_torch_nor_onnx():
-    code = ("import sys, archc; archc.load('archc: 1\\ninput: [4]\\nlayers:\\n  - relu\\n'); "
+    code = ("import sys, archc; archc.loads('archc: 1\\ninput: [4]\\nlayers:\\n  - relu\\n'); "
             "import archc.backends.onnx.target; "
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'onnxscript') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -42,7 +42,7 @@ def test_opset_range_is_the_exporters():
 
 
 def test_weights_over_two_gib_need_external_data():
-    graph = archc.load("archc: 1\ninput: [20000]\nlayers:\n  - linear: {out: 30000}\n")  # 600M weights
+    graph = archc.loads("archc: 1\ninput: [20000]\nlayers:\n  - linear: {out: 30000}\n")  # 600M weights
     errors = target.target_errors(graph, single_file=True)
     assert [e.message for e in errors] == ["the weights take 2.24 GiB, more than one ONNX file can hold (2 GiB)"]
     assert errors[0].fix == "export with --external-data"

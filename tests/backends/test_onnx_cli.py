@@ -88,7 +88,7 @@ def test_infer_saves_the_output_and_reads_one_example_and_images(lenet, tmp_path
 
 def test_infer_a_spec_with_weights_equals_the_exported_file(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
-    model = archc.build(TINY, seed=3).eval()
+    model = archc.build(text=TINY, seed=3).eval()
     torch.save(model.state_dict(), tmp_path / "w.pt")
     result = run("export", tmp_path / "tiny.yaml", "-o", tmp_path / "tiny.onnx", "--weights", tmp_path / "w.pt")
     assert result.exit_code == 0, result.output
@@ -120,7 +120,7 @@ def fake_run(folder, seed=3, epoch=7):
     import json
 
     folder.mkdir()
-    model = archc.build(TINY, seed=seed).eval()
+    model = archc.build(text=TINY, seed=seed).eval()
     torch.save({"model": model.state_dict(), "epoch": epoch, "metrics": {}}, folder / "best.pt")
     data = {"classes": ["zero", "one", "two", "three"], "normalize": {"mean": [0.5], "std": [0.25]}}
     (folder / "config.json").write_text(json.dumps({"archc": archc.__version__, "data": data}))

@@ -18,13 +18,13 @@ layers:
 
 
 def test_output_op_looks_through_value_passing_ops():
-    graph = archc.load(SPEC.replace("{last}", "softmax"))
+    graph = archc.loads(SPEC.replace("{last}", "softmax"))
     assert graph.node(graph.outputs[0]).op == "flatten"
     assert output_op(graph, graph.outputs[0]) == "softmax"
 
 
 def test_logits_behind_a_dropout_are_still_logits():
-    graph = archc.load(SPEC.replace("{last}", "relu"))
+    graph = archc.loads(SPEC.replace("{last}", "relu"))
     assert output_op(graph, graph.outputs[0]) == "relu"
 
 

@@ -20,7 +20,7 @@ CASES = [pytest.param(op, shape, layers, id=f"{op}-{i}")
 
 @pytest.mark.parametrize("op, shape, layers", CASES)
 def test_op_exports_and_matches_torch(op, shape, layers, tmp_path):
-    graph = archc.load(spec(op, shape, layers))
+    graph = archc.loads(spec(op, shape, layers))
     result = export_and_check(graph, tmp_path / "m.onnx")
     # the file's outputs are the spec's output nodes, by name
     model = onnx.load(str(result.path))

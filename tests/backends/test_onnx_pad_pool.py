@@ -31,4 +31,4 @@ layers:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_zero_pad_then_max_pool_matches_torch(name, tmp_path):
-    export_and_check(archc.load(CASES[name]), tmp_path / "model.onnx")
+    export_and_check(archc.loads(CASES[name]), tmp_path / "model.onnx")

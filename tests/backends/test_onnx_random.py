@@ -21,4 +21,4 @@ pytest.importorskip("onnxscript")
 @given(text=specs())
 def test_random_specs_export_and_match_torch(text):
     with tempfile.TemporaryDirectory() as folder:
-        export_and_check(archc.load(text), Path(folder) / "random.onnx")
+        export_and_check(archc.loads(text), Path(folder) / "random.onnx")

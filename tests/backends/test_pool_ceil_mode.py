@@ -18,7 +18,7 @@ CASES = [("maxpool2d", 4, 3, 1), ("avgpool2d", 4, 3, 1), ("maxpool2d", 5, 7, 3),
 
 @pytest.mark.parametrize("op, h, w, k", CASES)
 def test_values_equal_torch_ceil_mode(op, h, w, k):
-    model = archc.build(SPEC.format(op=op, h=h, w=w, k=k)).eval()
+    model = archc.build(text=SPEC.format(op=op, h=h, w=w, k=k)).eval()
     x = torch.randn(3, 2, h, w)
     pool = getattr(torch.nn.functional, op.replace("pool2d", "_pool2d"))
     expected = pool(x, kernel_size=k, stride=2, ceil_mode=True)
@@ -31,4 +31,4 @@ def test_onnx_export_passes_every_check(op, h, w, k, tmp_path):
     pytest.importorskip("onnxscript")
     from onnx_checks import export_and_check
 
-    export_and_check(archc.load(SPEC.format(op=op, h=h, w=w, k=k)), tmp_path / "pool.onnx")
+    export_and_check(archc.loads(SPEC.format(op=op, h=h, w=w, k=k)), tmp_path / "pool.onnx")

@@ -219,7 +219,7 @@ def hooked_macs(graph, model, x) -> dict[str, int]:
 @settings(max_examples=80, **SETTINGS)
 @given(attention_specs())
 def test_random_attention_chains_match_the_analysis(text):
-    graph = archc.load(text)
+    graph = archc.loads(text)
     model = check_graph(graph)
     x = example_input(graph, 2)
     assert counted_macs(model, x) == graph.summary.macs, text
@@ -255,7 +255,7 @@ def attention_cases(draw):
 @given(attention_cases())
 def test_attention_equals_torch_multihead_attention(case):
     lq, lk, d, heads, causal, bias, cross = case
-    model = build(_attention_spec(*case), seed=1).eval()
+    model = build(text=_attention_spec(*case), seed=1).eval()
     reference = torch.nn.MultiheadAttention(d, heads, bias=bias, batch_first=True).eval()
     reference.load_state_dict(model.att.state_dict())  # strict: the same names and shapes
     x = torch.randn(3, lq + lk if cross else lq, d, generator=torch.Generator().manual_seed(0))
@@ -274,7 +274,7 @@ def test_attention_equals_torch_multihead_attention(case):
 def test_bidirectional_stacked_recurrent_equals_torch(kind, output):
     """`output: last` is h_n of the last layer, forward then backward direction."""
     layer = {kind: {"hidden": 5, "layers": 2, "bidirectional": True, "output": output, "id": "rnn"}}
-    model = build(spec([7, 3], [layer]), seed=2).eval()
+    model = build(text=spec([7, 3], [layer]), seed=2).eval()
     cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
     reference = cls(3, 5, num_layers=2, bidirectional=True, batch_first=True).eval()
     reference.load_state_dict(model.rnn.state_dict())

@@ -31,7 +31,7 @@ def spec(shape, layers) -> str:
 
 def check(text: str) -> None:
     """torch == the analysis (shapes, params, buffers) and torch's MACs == archc's."""
-    graph = archc.load(text)
+    graph = archc.loads(text)
     model = check_graph(graph)
     assert torch_macs(model, example_input(graph, 2)) == graph.summary.macs, text
 

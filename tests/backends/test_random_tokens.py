@@ -142,7 +142,7 @@ def token_specs(draw) -> str:
 @settings(max_examples=70, **SETTINGS)
 @given(token_specs())
 def test_random_token_chains_match_the_analysis(text):
-    graph = archc.load(text)
+    graph = archc.loads(text)
     model = check_graph(graph)
     assert torch_macs(model, example_input(graph, 2)) == graph.summary.macs
 
@@ -184,7 +184,7 @@ def one_move(draw) -> tuple[list, str]:
 @given(one_move())
 def test_moving_ops_compute_what_numpy_computes(case):
     shape, layer = case
-    model = build(f"archc: 1\ninput: {shape}\nlayers:\n  - {layer}\n", seed=0).eval()
+    model = build(text=f"archc: 1\ninput: {shape}\nlayers:\n  - {layer}\n", seed=0).eval()
     x = np.arange(2 * math.prod(shape), dtype=np.float32).reshape(2, *shape)
     with torch.no_grad():
         got = model(torch.from_numpy(x)).numpy()
@@ -199,7 +199,7 @@ def test_mean_computes_what_numpy_computes(shape, data):
                             .filter(lambda s: len({d % len(shape) for d in s}) == len(s))))
     keep = data.draw(st.booleans()) or len(dims) == len(shape)
     layer = f"mean: {{dims: {dims}, keepdims: {str(keep).lower()}}}"
-    model = build(f"archc: 1\ninput: {shape}\nlayers:\n  - {layer}\n", seed=0).eval()
+    model = build(text=f"archc: 1\ninput: {shape}\nlayers:\n  - {layer}\n", seed=0).eval()
     x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
     with torch.no_grad():
         got = model(torch.from_numpy(x)).numpy()

@@ -55,12 +55,12 @@ def test_zoo_training_step_equals_the_module_without_inplace(path, network, over
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_random_specs_training_step_equals_the_module_without_inplace(text):
-    check_training_step(archc.load(text))
+    check_training_step(archc.loads(text))
 
 
 def forward_source(layers: str, input_shape="[8, 4, 4]", outputs="") -> list[str]:
     text = f"archc: 1\ninput: {input_shape}\nlayers:\n{layers}{outputs}"
-    source = archc.generate_source(text)
+    source = archc.generate_source(text=text)
     return source.split("def forward", 1)[1].splitlines()[1:-1]
 
 

@@ -90,6 +90,6 @@ def test_table_covers_the_registry():
 
 @pytest.mark.parametrize("op, shape, layers", CASES)
 def test_op_builds_and_matches_the_analysis(op, shape, layers):
-    graph = archc.load(spec(op, shape, layers))
+    graph = archc.loads(spec(op, shape, layers))
     assert any(n.op == op for n in graph.nodes)
     check_graph(graph)

@@ -12,7 +12,7 @@ import archc
 
 
 def net(shape, layers):
-    return archc.build(f"archc: 1\ninput: {shape}\nlayers:\n" + "".join(f"  - {l}\n" for l in layers),
+    return archc.build(text=f"archc: 1\ninput: {shape}\nlayers:\n" + "".join(f"  - {l}\n" for l in layers),
                        seed=0).eval()
 
 

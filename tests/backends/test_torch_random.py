@@ -14,5 +14,5 @@ from torch_checks import check_graph
 @settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_random_specs_match_the_analysis(text):
-    graph = archc.load(text)
+    graph = archc.loads(text)
     check_graph(graph)

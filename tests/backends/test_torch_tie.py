@@ -19,7 +19,7 @@ layers:
 
 
 def test_tied_weight_is_counted_once_and_shared():
-    graph = archc.load(SPEC)
+    graph = archc.loads(SPEC)
     assert graph.node("a").meta["params"] == 42
     assert graph.node("b").meta["params"] == 0  # its only tensor is a's weight
     assert graph.node("b").meta["macs"] == 3 * 36  # MACs at every use
@@ -29,7 +29,7 @@ def test_tied_weight_is_counted_once_and_shared():
 
 
 def test_a_tied_weight_trains_as_one_tensor():
-    model = archc.build(SPEC, seed=0)
+    model = archc.build(text=SPEC, seed=0)
     model(torch.randn(2, 3, 6)).sum().backward()
     grads = [p.grad for p in model.parameters()]
     assert len(grads) == 2  # a.weight (shared) and a.bias
@@ -41,10 +41,10 @@ def test_a_tied_network_exports_to_onnx(tmp_path):
     pytest.importorskip("onnxscript")
     from onnx_checks import export_and_check
 
-    export_and_check(archc.load(SPEC), tmp_path / "tied.onnx")
+    export_and_check(archc.loads(SPEC), tmp_path / "tied.onnx")
 
 
 def test_init_of_the_tied_tensor_is_left_to_its_owner():
     spec = SPEC.replace("tie: a, id: b}", "tie: a, id: b, init: zeros}")
-    model = archc.build(spec, seed=0)
+    model = archc.build(text=spec, seed=0)
     assert model.a.weight.abs().sum() > 0

@@ -48,7 +48,7 @@ def foreign(classes=5, seed=0):
 
 
 def ours(**overrides):
-    return archc.build(SPEC, overrides=overrides or None, seed=1).eval()
+    return archc.build(text=SPEC, overrides=overrides or None, seed=1).eval()
 
 
 def snapshot(model):
@@ -310,7 +310,7 @@ def test_safetensors_files_are_read_in_natural_name_order(tmp_path):
     torch.manual_seed(0)
     theirs = nn.Sequential(*[nn.Linear(4, 4) for _ in range(11)], nn.Linear(4, 2))
     spec = "archc: 1\ninput: [4]\nlayers:\n  - linear: {out: 4, repeat: 11, id: body}\n  - linear: {out: 2, id: head}\n"
-    model = archc.build(spec, seed=1)
+    model = archc.build(text=spec, seed=1)
     path = tmp_path / "w.safetensors"
     st.save_file(theirs.state_dict(), str(path))
     report = archc.load_weights(model, path)

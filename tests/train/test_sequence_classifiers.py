@@ -27,7 +27,7 @@ def test_lstm_digits_counts_equal_torch_modules():
 
 
 def test_gru_digits_counts_equal_torch_modules():
-    g = archc.load(Path(LSTM).read_text().replace("- lstm:", "- gru:"))
+    g = archc.loads(Path(LSTM).read_text().replace("- lstm:", "- gru:"))
     assert g.summary.total_params == _params(torch.nn.GRU(8, 64, batch_first=True), torch.nn.Linear(64, 10))
 
 
