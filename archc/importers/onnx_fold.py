@@ -1,7 +1,8 @@
 """Fold what an exporter writes that is not part of the architecture.
 
-* ``Identity``, inference ``Dropout`` and float-to-float ``Cast`` pass their input on: the
-  readers of their output read the input instead;
+* ``Identity``, inference ``Dropout``, float-to-float ``Cast`` and a ``Concat`` of one tensor
+  (the TorchScript exporter writes torch.cat([x]) so: densenet's first dense layer) pass
+  their input on: the readers of their output read the input instead;
 * ``Constant`` nodes become constant tensors;
 * shape arithmetic is evaluated: ``Shape`` of a value whose shape is known (the batch
   stays a symbol, :data:`BATCH`), then ``Gather``, ``Unsqueeze``, ``Concat``, ``Slice`` ...
@@ -63,7 +64,7 @@ def fold(g: OnnxGraph) -> list[Node]:
                     {a.name: helper.get_attribute_value(a) for a in proto.attribute})
         if proto.domain not in ("", "ai.onnx"):
             kept.append(node)  # a custom domain's op: the op table names it in its error
-        elif node.op in PASS_THROUGH or _same_float_cast(node, g):
+        elif node.op in PASS_THROUGH or _same_float_cast(node, g) or (node.op == "Concat" and len(node.inputs) == 1):
             alias[node.outputs[0]] = node.inputs[0]
         elif node.op == "Constant":
             g.consts[node.outputs[0]] = _constant(node)
