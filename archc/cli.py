@@ -83,11 +83,16 @@ def require_file(path, option: str, what: str = "file") -> None:
         raise UsageLine(f"{option}: no such {what}: {path}")
 
 
-def load_graphs(spec: str, sets, preset, all_networks=True):
+def load_graphs(spec: str, sets, preset, all_networks=True, onnx=False):
     from archc.api import load, load_all
 
-    spec = resolve_spec(spec)
     try:
+        if onnx and spec.lower().endswith(".onnx"):  # imported in memory (archc/importers/onnx_view.py)
+            from archc.importers.onnx_view import onnx_graphs
+
+            require_file(spec, "SPEC")
+            return onnx_graphs(spec, parse_sets(sets), preset)
+        spec = resolve_spec(spec)
         return load_all(spec, parse_sets(sets), preset) if all_networks else [load(spec, None, parse_sets(sets), preset)]
     except SpecErrors as exc:
         report_errors(exc)
@@ -198,7 +203,8 @@ def validate(specs, sets, preset, fmt, target, stdin_name, hints):
     """Validate each SPEC and print its shape-and-parameter report.
 
     SPEC is a spec file (FILE:NAME picks one of its networks), a zoo name, a folder (every
-    *.yaml and *.yml below it, hidden folders skipped) or - (the spec on standard input).
+    *.yaml and *.yml below it, hidden folders skipped), - (the spec on standard input) or an
+    .onnx file (imported in memory, nothing written: docs/import.md).
     Every spec is checked even after one fails; with several, a summary line ends the
     output, and the exit status is the worst: 0 all valid, 1 spec errors, 2 a path that is
     not there. --format json prints the report, or the errors, as JSON (docs/json.md).
@@ -424,7 +430,9 @@ def ops(names):
 @preset_option
 @import_root_option
 def graph(spec, output, collapse, depth, sets, preset):
-    """Draw SPEC's network to a picture file (Graphviz, Mermaid or a self-contained HTML page)."""
+    """Draw SPEC's network to a picture file (Graphviz, Mermaid or a self-contained HTML page).
+
+    SPEC may be an .onnx file: it is imported in memory (nothing written)."""
     from archc.report.graph import SUFFIXES, UNLIMITED, write
 
     if Path(output).suffix.lower() not in SUFFIXES:
@@ -434,7 +442,7 @@ def graph(spec, output, collapse, depth, sets, preset):
         raise click.UsageError("--expand-blocks opens every block; leave out --depth or use --collapse-blocks")
     if depth is None and collapse is not None:
         depth = 0 if collapse else UNLIMITED
-    graphs = load_graphs(spec, sets, preset)
+    graphs = load_graphs(spec, sets, preset, onnx=True)
     if not graphs:
         raise CliError(f"{spec} is a library of blocks: no network to draw")
     if len(graphs) > 1:

@@ -101,6 +101,10 @@ def check(spec: str, overrides: dict, preset, target, read_stdin, stdin_name=Non
     try:
         if path == STDIN:
             graphs = _load_text(read_stdin(), name, network, overrides, preset)
+        elif path.lower().endswith(".onnx"):  # a model archc did not write: imported in memory
+            from archc.importers.onnx_view import onnx_graphs
+
+            graphs = onnx_graphs(path, overrides, preset, network)
         else:
             from archc.api import load_all  # looked up at call time (tests replace it)
 
