@@ -65,7 +65,7 @@ def complete(args: list[str], incomplete: str) -> list[str]:
 @pytest.mark.parametrize("command", ["validate", "expand", "compile", "graph", "train", "export"])
 def test_every_spec_argument_completes(here, command):
     assert complete([command], "nets/gan.yaml:g") == ["nets/gan.yaml:generator"]
-    assert complete([command], "vgg1") == ["vgg16", "vgg16_cifar10", "vgg19"]
+    assert complete([command], "vgg1") == ["vgg16", "vgg16_bn", "vgg16_cifar10", "vgg19"]
 
 
 def test_click_prints_the_bash_script():

@@ -55,6 +55,10 @@ EXPECTED = {
     ("vgg16", "vgg16"): (138_357_544, 0, 15_470_264_320, (1000,)),
     ("vgg16", "vgg19"): (143_667_240, 0, 19_632_062_464, (1000,)),
     ("vgg19", None): (143_667_240, 0, 19_632_062_464, (1000,)),
+    # torchvision's vgg16_bn: 138,365,992 params; 13 batch norms' running stats (2 x 4,224
+    # channels) and counters; batch norm adds no MACs
+    ("vgg16_bn", None): (138_365_992, 2 * 4_224 + 13, 15_470_264_320, (1000,)),
+    ("vgg16_bn", "vgg19_bn"): (143_678_248, 11_024, 19_632_062_464, (1000,)),
     ("vgg16_cifar10", None): (VGG16_CIFAR10_PARAMS, 0, VGG16_CIFAR10_MACS, (10,)),
     ("googlenet", None): (6_624_904, 14_617, 1_498_376_192, (1000,)),
     # torchvision's weights metadata: num_params 5,288,548 / 5,483,032, GFLOPS 0.386 / 0.217
@@ -87,7 +91,7 @@ EXPECTED = {
 }
 
 # torchvision's published GFLOPS (= GMACs) for the same networks at 224×224
-TORCHVISION_GMACS = {"alexnet": 0.71, "vgg16": 15.47, "vgg19": 19.63, "googlenet": 1.50,
+TORCHVISION_GMACS = {"alexnet": 0.71, "vgg16": 15.47, "vgg16_bn": 15.47, "vgg19": 19.63, "googlenet": 1.50,
                      "efficientnet_b0": 0.39, "mobilenet_v3_large": 0.22,
                      "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09,
                      "vit_b_16": 17.56, "convnext_tiny": 4.46}
@@ -191,7 +195,8 @@ def test_resnet_ids_read_like_torchvision():
 
 TORCHVISION_BUILDS = [("alexnet", None, "alexnet"), ("vgg16", None, "vgg16"),
                       ("vgg16", "vgg11", "vgg11"), ("vgg16", "vgg13", "vgg13"),
-                      ("vgg19", None, "vgg19"), ("googlenet", None, "googlenet"),
+                      ("vgg19", None, "vgg19"), ("vgg16_bn", None, "vgg16_bn"),
+                      ("vgg16_bn", "vgg11_bn", "vgg11_bn"), ("googlenet", None, "googlenet"),
                       ("efficientnet_b0", None, "efficientnet_b0"),
                       ("mobilenet_v3_large", None, "mobilenet_v3_large"),
                       ("resnet18", None, "resnet18"), ("resnet34", None, "resnet34"),

@@ -15,9 +15,9 @@ FORMAT = "archc.diff/1"
 def load_side(target: str, overrides: dict, preset):
     """One side: an .onnx file (imported on the fly) or a spec, FILE:NETWORK or zoo name."""
     if str(target).lower().endswith(".onnx"):
-        from archc.importers.onnx import onnx_to_spec
+        from archc.importers.onnx_view import onnx_graphs  # --set/--preset on it: an error
 
-        return onnx_to_spec(target).graph
+        return onnx_graphs(target, overrides, preset)[0]
     from archc.api import load
 
     return load(target, None, overrides, preset)
@@ -192,7 +192,10 @@ def render_markdown(d: Diff) -> str:
 
 def _side(g) -> dict:
     s = g.summary
-    return {"name": g.name, "file": g.file, "total_params": s.total_params, "buffers": s.buffers, "macs": s.macs,
+    from archc.report.variant import overrides_json
+
+    return {"name": g.name, "file": g.file, "preset": g.preset, "overrides": overrides_json(g),
+            "total_params": s.total_params, "buffers": s.buffers, "macs": s.macs,
             "nodes": len(g.nodes), "output_shapes": [list(x) if x is not None else None for x in s.output_shapes]}
 
 

@@ -35,6 +35,7 @@ SMALL = {
     "resnet50": {"input": [3, 64, 64], "classes": 10, "width": 16},
     "unet": {"input": [1, 188, 188], "width": 8},
     "vgg16": {"input": [3, 32, 32], "classes": 10, "widths": [8, 16, 32, 32, 32]},
+    "vgg16_bn": {"input": [3, 32, 32], "classes": 10, "widths": [8, 16, 32, 32, 32]},
     "vgg16_cifar10": {"widths": [8, 16, 32, 32, 32]},
     "vgg19": {"input": [3, 32, 32], "classes": 10, "widths": [8, 16, 32, 32, 32]},
     "vit_b_16": {"input": [3, 32, 32], "patch": 8, "layers": 2, "width": 64, "mlp": 128, "heads": 2, "classes": 10},

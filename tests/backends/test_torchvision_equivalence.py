@@ -1,7 +1,7 @@
 """The zoo's torchvision networks, given torchvision's own weights through
 ``archc.load_weights``, compute what torchvision computes.
 
-For alexnet, vgg16, resnet18, resnet50 and googlenet: torchvision builds the network with
+For alexnet, vgg16, vgg16_bn, resnet18, resnet50 and googlenet: torchvision builds the network with
 random weights (``weights=None``, seeded — nothing is downloaded), its state_dict is saved
 to a file with ``torch.save``, ``archc.load_weights`` reads that file into the module built
 from the zoo spec (strictly: every tensor on both sides paired, none by guesswork across
@@ -23,6 +23,7 @@ models = pytest.importorskip(
 OPTIONS = {
     "alexnet": {},
     "vgg16": {},
+    "vgg16_bn": {},
     "resnet18": {},
     "resnet50": {},
     "googlenet": {"aux_logits": False, "init_weights": True, "transform_input": False},
@@ -32,6 +33,7 @@ OPTIONS = {
 PAIRED = {
     "alexnet": {"order": 16},
     "vgg16": {"order": 32},
+    "vgg16_bn": {"order": 84, "counter": 13},
     "resnet18": {"name": 87, "order": 15, "counter": 20},
     "resnet50": {"name": 247, "order": 20, "counter": 53},
     "googlenet": {"name": 62, "order": 225, "counter": 57},

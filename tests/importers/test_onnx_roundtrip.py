@@ -47,7 +47,8 @@ NOT_YET = {
     "lstm_digits": "(LSTM): archc has no op for ONNX's LSTM",
 }
 # not exported again here: they stop at the same error as the network named
-SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "gpt2": "gpt_tiny", "vit_b_16": "gpt_tiny"}
+SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "vgg16_bn": "vgg16", "gpt2": "gpt_tiny",
+           "vit_b_16": "gpt_tiny"}
 DYNAMO = {"resnet18"} | set(NOT_YET)
 
 
