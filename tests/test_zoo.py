@@ -170,8 +170,9 @@ def test_lenet5_train_section():
     assert g.input_shape == (1, 32, 32)
     t = g.train
     assert (t["task"], t["data"]["source"], t["batch_size"], t["epochs"]) == (
-        "classification", "digits", 32, 15)
-    assert t["optimizer"] == {"name": "adam", "lr": 1e-3}
+        "classification", "digits", 64, 8)
+    assert t["optimizer"] == {"name": "adam", "lr": 4e-3}
+    assert t["schedule"] == {"name": "cosine", "warmup_epochs": 1}
     assert [n.op for n in g.nodes if n.op in ("conv2d", "avgpool2d", "linear")] == [
         "conv2d", "avgpool2d", "conv2d", "avgpool2d", "conv2d", "linear", "linear"]
 

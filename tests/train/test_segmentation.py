@@ -177,4 +177,6 @@ def test_shapes_are_the_default_data_of_segmentation():
 def test_a_path_source_named_without_a_path_is_explained():
     with pytest.raises(TrainError) as err:
         load_source("masks", make_config({}).data, (1, 8, 8))
-    assert str(err.value) == "data source 'masks' is a kind of file or folder, not a data set — give its path: --data PATH"
+    assert str(err.value) == ("data source 'masks' is a kind of file or folder, not a data set — give its path: "
+                              "--data PATH, where PATH is a folder with images/ and masks/ sub-folders paired by "
+                              "file name (masks hold class indices)")

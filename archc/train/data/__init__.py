@@ -90,7 +90,7 @@ def load_source(spec: str, cfg, shape: tuple) -> Arrays:
         source = SOURCES[spec]
         if source.claims is not None:  # a kind of file or folder, not a data set by itself
             raise TrainError(f"data source {spec!r} is a kind of file or folder, not a data set",
-                             f"give its path: --data PATH ({source.doc.replace('``', '')})")
+                             f"give its path: --data PATH, where PATH is {_sentence(source.doc)}")
         return source.load(None, cfg, shape)
     path = Path(spec).expanduser()
     meant = catalog.for_missing_path(path)
@@ -108,6 +108,12 @@ def load_source(spec: str, cfg, shape: tuple) -> Arrays:
         raise TrainError(f"data source {spec}: no {meant.title} files there (it needs {meant.files})",
                          catalog.fetch_fix(meant))
     raise TrainError(f"data source {spec}: not a data set archc can read", "give " + WHAT_DATA_IS)
+
+
+def _sentence(doc: str) -> str:
+    """A source's one-line docstring inside a message: lower-case start, no dot, no RST quotes."""
+    doc = doc.replace("``", "").rstrip(".")
+    return doc[:1].lower() + doc[1:]
 
 
 # One sentence for every message that says what --data takes (docs/train.md#data says the same).
