@@ -37,7 +37,15 @@ def breaks(graph) -> tuple[int, int, list]:
 
 
 def assert_one_graph(text) -> None:
-    graphs, count, reasons = breaks(archc.loads(text))
+    graph = archc.loads(text)
+    graphs, count, reasons = breaks(graph)
+    if (graphs, reasons) == (0, []) and count <= 0:
+        # dynamo skips a frame without a single tensor op: a network that is the identity in
+        # eval mode (a lone drop_path or dropout) has nothing to capture, so nothing can break
+        model, x = build(graph, seed=0).eval(), example_input(graph, 2, seed=1)
+        with torch.no_grad():
+            assert torch.equal(model(x), x), text
+        return
     assert (graphs, count, reasons) == (1, 0, []), text
 
 
