@@ -40,16 +40,9 @@ def checks_enabled() -> bool:
 def skip_checks() -> "callable":
     """Turn the checks off in this process and those it starts (torchrun's ranks); returns
     the function that restores the setting (the CLI calls it when the command ends)."""
-    before = os.environ.get(ENV_SKIP)
-    os.environ[ENV_SKIP] = "1"
+    from archc.envvar import set_for_command
 
-    def restore() -> None:
-        if before is None:
-            os.environ.pop(ENV_SKIP, None)
-        else:
-            os.environ[ENV_SKIP] = before
-
-    return restore
+    return set_for_command(ENV_SKIP, "1")
 
 
 # --------------------------------------------------------------------------- what is available

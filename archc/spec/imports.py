@@ -176,13 +176,7 @@ def add_user_roots(folders) -> "callable":
     """Put ``folders`` before the roots of ARCHC_IMPORT_PATH, in this process and those it
     starts (torchrun's ranks); returns the function that restores the variable (the CLI
     calls it when the command ends, so that in-process callers see no change)."""
+    from archc.envvar import set_for_command
+
     before = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = os.pathsep.join([os.path.abspath(f) for f in folders] + ([before] if before else []))
-
-    def restore() -> None:
-        if before is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = before
-
-    return restore
+    return set_for_command(ENV_VAR, os.pathsep.join([os.path.abspath(f) for f in folders] + ([before] if before else [])))
