@@ -114,6 +114,12 @@ class Attention(Op):
         return {"in_proj_weight": 2, "out_proj.weight": 2} | (
             {"in_proj_bias": 1, "out_proj.bias": 1} if a["bias"] else {})
 
+    def state(self, a, ins, out):
+        # ATTENTION_CLASS's own parameters first, then its out_proj submodule's
+        d, bias = out[1], a["bias"]
+        return ({"in_proj_weight": (3 * d, d)} | ({"in_proj_bias": (3 * d,)} if bias else {})
+                | {"out_proj.weight": (d, d)} | ({"out_proj.bias": (d,)} if bias else {}))
+
     def saved(self, a, ins, out, ctx):
         """The projections keep their inputs (for their weights' gradients); the fused
         attention kernels (flash on CPU, flash / memory-efficient on CUDA) keep q, k, v —

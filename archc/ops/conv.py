@@ -87,6 +87,12 @@ def weight_and_bias(rank: int, a: dict) -> dict[str, int]:
     return {"weight": rank} | ({"bias": 1} if a["bias"] else {})
 
 
+def weight_and_bias_state(weight: tuple, a: dict) -> dict[str, tuple]:
+    """The state of a layer with a weight of shape ``weight`` and an optional bias of
+    ``out`` values (convolutions, linear)."""
+    return {"weight": weight} | ({"bias": (a["out"],)} if a["bias"] else {})
+
+
 def check_groups(cin: int, a: dict) -> None:
     g = a["groups"]
     if cin % g or a["out"] % g:
@@ -169,6 +175,10 @@ class _ConvNd(Op):
 
     def torch_params(self, a):
         return weight_and_bias(self.axes + 2, a)
+
+    def state(self, a, ins, out):
+        # nn.ConvNd's weight: (out, in / groups, *kernel)
+        return weight_and_bias_state((a["out"], ins[0][0] // a["groups"], *a["kernel"]), a)
 
 
 @register
@@ -254,6 +264,10 @@ class _ConvTransposeNd(Op):
 
     def torch_params(self, a):
         return weight_and_bias(self.axes + 2, a)
+
+    def state(self, a, ins, out):
+        # nn.ConvTransposeNd's weight: (in, out / groups, *kernel)
+        return weight_and_bias_state((ins[0][0], a["out"] // a["groups"], *a["kernel"]), a)
 
 
 @register

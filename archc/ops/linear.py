@@ -34,6 +34,9 @@ class Linear(Op):
     def torch_params(self, a):
         return {"weight": 2} | ({"bias": 1} if a["bias"] else {})
 
+    def state(self, a, ins, out):
+        return {"weight": (a["out"], ins[0][-1])} | ({"bias": (a["out"],)} if a["bias"] else {})
+
     def saved(self, a, ins, out, ctx):
         return linear_saves(ins[0], ctx)
 

@@ -12,6 +12,19 @@ from archc.errors import ShapeError
 from archc.ops.registry import Attr, Bool, Float, Int, Op, Saved, need_rank, numel, register, saved_new
 
 
+def running_stats(c: int) -> dict[str, tuple]:
+    """Batch norm's buffers (instance norm's when it tracks them): a mean and a variance per
+    channel, and the int64 counter of batches seen."""
+    return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
+
+
+def affine_state(shape: tuple, a: dict, bias: bool = True) -> dict[str, tuple]:
+    """A norm's learned weight (and bias) of ``shape``, when ``affine``."""
+    if not a["affine"]:
+        return {}
+    return {"weight": shape} | ({"bias": shape} if bias else {})
+
+
 def stats(count: int) -> list[Saved]:
     """The mean and the inverse deviation a norm keeps per group it normalised, in float32."""
     return [saved_new(count, 4), saved_new(count, 4)]
@@ -48,6 +61,10 @@ class _BatchNorm(Op):
 
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
+
+    def state(self, a, ins, out):
+        c = ins[0][0]
+        return affine_state((c,), a) | running_stats(c)
 
 
 @register
@@ -105,6 +122,9 @@ class LayerNorm(Op):
 
     def torch_params(self, a):
         return {"weight": a["dims"], "bias": a["dims"]} if a["affine"] else {}
+
+    def state(self, a, ins, out):
+        return affine_state(tuple(ins[0][-a["dims"]:]), a)
 
 
 @register
@@ -168,6 +188,9 @@ class GroupNorm(Op):
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
 
+    def state(self, a, ins, out):
+        return affine_state((ins[0][0],), a)
+
 
 @register
 class InstanceNorm(Op):
@@ -202,6 +225,10 @@ class InstanceNorm(Op):
 
     def torch_params(self, a):
         return {"weight": 1, "bias": 1} if a["affine"] else {}
+
+    def state(self, a, ins, out):
+        c = ins[0][0]
+        return affine_state((c,), a) | (running_stats(c) if a["track_running_stats"] else {})
 
     def saved(self, a, ins, out, ctx):
         # torch runs batch norm on the input viewed as (1, N·C, ...): statistics per sample
@@ -246,3 +273,6 @@ class RMSNorm(Op):
 
     def torch_params(self, a):
         return {"weight": a["dims"]} if a["affine"] else {}
+
+    def state(self, a, ins, out):
+        return affine_state(tuple(ins[0][-a["dims"]:]), a, bias=False)

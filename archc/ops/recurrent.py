@@ -111,6 +111,17 @@ class _Recurrent(Op):
                     names |= {f"bias_ih_l{k}{suffix}": 1, f"bias_hh_l{k}{suffix}": 1}
         return names
 
+    def state(self, a, ins, out):
+        # nn.LSTM / nn.GRU: per layer and direction, the gates' rows stacked (gates·H)
+        rows, h = self.gates * a["hidden"], a["hidden"]
+        shapes = {}
+        for k, width in enumerate(self._layer_inputs(a, ins)):
+            for suffix in ("", "_reverse")[:_dirs(a)]:
+                shapes |= {f"weight_ih_l{k}{suffix}": (rows, width), f"weight_hh_l{k}{suffix}": (rows, h)}
+                if a["bias"]:
+                    shapes |= {f"bias_ih_l{k}{suffix}": (rows,), f"bias_hh_l{k}{suffix}": (rows,)}
+        return shapes
+
 
 def _dirs(a) -> int:
     return 2 if a["bidirectional"] else 1

@@ -322,6 +322,14 @@ class Op:
         initialisers (archc/backends/torch/init.py) read it; fan-based schemes need rank ≥ 2."""
         return {}
 
+    def state(self, a: dict, ins: list[Shape], out: Shape) -> dict[str, tuple]:
+        """The ``state_dict`` of the module ``torch_init`` builds, without building it: name ->
+        shape, in torch's order (the module's own parameters, its buffers, then each
+        submodule's). The parameters are the tensors ``torch_params`` names, the rest are
+        buffers (batch norm's running statistics; ``num_batches_tracked`` has shape ()).
+        Their sizes add up to ``params``; archc diff's checkpoint verdict reads them."""
+        return {}
+
     # In-place code (as torchvision's ReLU(inplace=True) and `out += identity`): spares an
     # allocation per op. The code generator uses it only where it is safe for autograd —
     # the overwritten value has this node as its only reader, is neither the network's

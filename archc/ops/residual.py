@@ -102,3 +102,6 @@ class LayerScale(Op):
         # rank 1 as the network's default init sees it: a fan-based scheme must not touch a
         # layer scale (its value is `init_value`); an explicit `init: {weight: ...}` still can
         return {"weight": 1}
+
+    def state(self, a, ins, out):
+        return {"weight": self.weight_shape(a, ins[0])}

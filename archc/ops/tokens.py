@@ -134,6 +134,9 @@ class Embedding(Op):
     def torch_params(self, a):
         return {"weight": 2}
 
+    def state(self, a, ins, out):
+        return {"weight": (a["num"], a["dim"])}
+
 
 @register
 class PosEmbedding(Op):
@@ -165,6 +168,10 @@ class PosEmbedding(Op):
         # explicit `init: {weight: {name: normal, std: ...}}` still applies
         return {"weight": 1}
 
+    def state(self, a, ins, out):
+        length, width = ins[0]
+        return {"weight": (1, table_length(a, length), width)}
+
 
 @register
 class SinusoidalEncoding(Op):
@@ -194,6 +201,10 @@ class SinusoidalEncoding(Op):
         length, width = ins[0]
         return f"SinusoidalPositions({table_length(a, length)}, {width}, {a['base']!r})"
 
+    def state(self, a, ins, out):
+        length, width = ins[0]
+        return {"table": (table_length(a, length), width)}  # a buffer (torch_params names none)
+
     def saved(self, a, ins, out, ctx):
         return []  # an addition or a concatenation: the gradient needs no values
 
@@ -222,3 +233,6 @@ class ClassToken(Op):
 
     def torch_params(self, a):
         return {"weight": 1}  # as pos_embedding: zeros unless an init names it
+
+    def state(self, a, ins, out):
+        return {"weight": (1, 1, ins[0][-1])}

@@ -23,19 +23,15 @@ def load_side(target: str, overrides: dict, preset):
     return load(target, None, overrides, preset)
 
 
-def checkpoint_fit(a, b) -> dict | None:
+def checkpoint_fit(a, b) -> dict:
     """Whether A's state_dict loads into B by name: keys missing (in B, not in A), unexpected
-    (in A, not in B), and of another shape. Built on torch's meta device: no memory, no
-    initialisation cost. None when torch is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    from archc.backends.torch.build import build
+    (in A, not in B), and of another shape. Both state_dicts come from the graphs alone
+    (archc/backends/torch/state.py: each op's tensors, the generated module's names): no
+    torch, no module built."""
+    from archc.backends.torch.state import state_dict_shapes
 
-    with torch.device("meta"):
-        sa = {k: list(v.shape) for k, v in build(a).state_dict().items()}
-        sb = {k: list(v.shape) for k, v in build(b).state_dict().items()}
+    sa = {k: list(v) for k, v in state_dict_shapes(a).items()}
+    sb = {k: list(v) for k, v in state_dict_shapes(b).items()}
     missing = [k for k in sb if k not in sa]
     unexpected = [k for k in sa if k not in sb]
     shapes = [{"key": k, "a": sa[k], "b": sb[k]} for k in sa if k in sb and sa[k] != sb[k]]
