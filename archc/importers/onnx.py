@@ -16,11 +16,14 @@ from pathlib import Path
 
 from archc.errors import Pos, SpecError, SpecErrors
 from archc.importers import onnx_ops, onnx_ops_tensor  # noqa: F401  (registers the op table)
+from archc.importers.onnx_attention import recognise as recognise_attention
+from archc.importers.onnx_tokens import recognise as recognise_class_tokens
 from archc.importers.onnx_fold import fold
 from archc.importers.onnx_names import make_ids
 from archc.importers.onnx_read import INT64, FLOAT, OnnxGraph, fail, read_onnx
 from archc.importers.onnx_spec import spec_text, state_dict
 from archc.importers.onnx_table import MAPPERS, Context, Unsupported
+from archc.importers.onnx_tie import tie_weights
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -87,7 +90,7 @@ def import_onnx(model, output, weights_out=None) -> ImportResult:
 def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
     """Import ``model`` without writing anything (``archc diff`` of an .onnx file)."""
     g = read_onnx(model)
-    nodes = fold(g)
+    nodes = recognise_class_tokens(g, recognise_attention(g, fold(g)))
     input_ids = _check_input(g)
     ctx = Context(g, nodes)
     layers, errors = [], []
@@ -105,6 +108,7 @@ def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
                                     f"archc would need {exc.need}"))
     if errors:
         raise SpecErrors(errors)
+    tie_weights(layers)
     if not layers:
         raise fail(g.file, "the graph computes nothing archc keeps (its output is its input)")
     return _assemble(g, layers, ctx, input_ids, weights_name, len(nodes))

@@ -69,7 +69,7 @@ def fold(g: OnnxGraph) -> list[Node]:
         elif node.op == "Constant":
             g.consts[node.outputs[0]] = _constant(node)
         elif node.op == "Shape" and _known(g.shapes.get(node.inputs[0])):
-            g.consts[node.outputs[0]] = _shape(g.shapes[node.inputs[0]], node.attrs)
+            g.consts[node.outputs[0]] = _plain(_shape(g.shapes[node.inputs[0]], node.attrs))
         elif not (node.op not in NOT_FOLDED and all(not i or i in g.consts for i in node.inputs)
                   and _evaluate(node, proto, g)):
             kept.append(node)
@@ -117,8 +117,16 @@ def _evaluate(node: Node, proto, g: OnnxGraph) -> bool:
         feeds = {i: g.consts[i] for i in node.inputs if i}
         values = ReferenceEvaluator(proto).run(None, feeds)
     for name, value in zip(node.outputs, values):
-        g.consts[name] = np.asarray(value)
+        g.consts[name] = _plain(np.asarray(value))
     return True
+
+
+def _plain(value: np.ndarray) -> np.ndarray:
+    """Shape arithmetic that no longer holds the batch as int64, so that the nodes computing
+    on it (attention's 1/sqrt(head size), a causal mask's size) fold too."""
+    if value.dtype == object and not any(v is BATCH for v in value.flat):
+        return value.astype(np.int64)
+    return value
 
 
 def _axes(node: Node, args) -> list:

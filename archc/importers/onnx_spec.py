@@ -37,6 +37,8 @@ def layer_lines(layers: list[Layer], ids: list[str], producer: dict, input_name:
         sources = [producer.get(i, "input") for i in layer.inputs]
         if sources != [producer.get(previous, "input")]:
             entry["from"] = sources[0] if len(sources) == 1 else sources
+        if layer.tie:
+            entry["tie"] = producer[layer.tie]
         entry["id"] = id_
         lines.append(f"  - {layer.op}: {_flow(entry)}")
         previous = layer.output

@@ -32,6 +32,7 @@ class Layer:
     output: str
     tensors: dict = field(default_factory=dict)
     hint: str = ""
+    tie: str = ""  # the output of the layer whose weight this one shares (archc's `tie:`)
 
 
 class Unsupported(Exception):
