@@ -187,9 +187,9 @@ def test_unet_crops_and_concatenates_the_skips():
 
 def test_resnet_ids_read_like_torchvision():
     names = {n.name for n in archc.load(target_path("resnet50")).nodes}
-    assert {"conv1", "bn1", "layer1.0.conv1", "layer1.0.downsample.conv", "layer3.5.bn3",
+    assert {"conv1", "bn1", "layer1.0.conv1", "layer1.0.downsample.0", "layer3.5.bn3",
             "layer4.2.conv3", "fc"} <= names
-    assert "layer1.1.downsample.conv" not in names  # identity shortcut: no projection
+    assert "layer1.1.downsample.0" not in names  # identity shortcut: no projection
 
 
 # -- torchvision, where installed: the same models rebuilt -------------------------------
@@ -216,8 +216,7 @@ def test_counts_equal_torchvision_models(target, preset, name):
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_resnet_parameter_holders_match_torchvision_module_names(name):
     model = torchvision_model(name)
-    theirs = {k.rsplit(".", 1)[0].replace("downsample.0", "downsample.conv")
-              .replace("downsample.1", "downsample.bn") for k, _ in model.named_parameters()}
+    theirs = {k.rsplit(".", 1)[0] for k, _ in model.named_parameters()}
     ours = {n.name for n in archc.load(target_path(name)).nodes if n.meta.get("params")}
     assert ours == theirs
 

@@ -21,11 +21,11 @@ nn = torch.nn
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
-# Renames from torchvision's module names to the zoo's ids; None: the names differ wholly
+# Renames from torchvision's module names to the zoo's ids ([]: the same names); None: the names differ wholly
 # (torchvision's `features.N`), the tensors are matched in order instead.
 STATE_DICT_RENAMES = {
-    "resnet18": [("downsample.0", "downsample.conv"), ("downsample.1", "downsample.bn")],
-    "resnet50": [("downsample.0", "downsample.conv"), ("downsample.1", "downsample.bn")],
+    "resnet18": [],
+    "resnet50": [],
     "googlenet": [("branch2.0", "branch2_reduce"), ("branch2.1", "branch2"),
                   ("branch3.0", "branch3_reduce"), ("branch3.1", "branch3"), ("branch4.1", "branch4")],
     "alexnet": None,

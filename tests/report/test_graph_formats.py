@@ -128,11 +128,11 @@ def test_mermaid_has_every_node_and_edge(graph):
 
 def test_shortcuts_are_drawn_as_skip_edges():
     """ResNet-18's identity shortcut (maxpool -> the first block's add) and projection
-    shortcut (downsample.bn -> add) jump levels; a plain chain edge does not."""
+    shortcut (downsample.1 -> add) jump levels; a plain chain edge does not."""
     g = load("resnet18")
     skips = view.skip_edges(g, view.UNLIMITED)
     assert ("maxpool", "layer1.0.add_1") in skips
-    assert ("layer2.0.downsample.bn", "layer2.0.add_1") in skips
+    assert ("layer2.0.downsample.1", "layer2.0.add_1") in skips
     assert ("conv1", "bn1") not in skips
     assert len(skips) == 8  # one shortcut per basic block
     assert '"maxpool" -> "layer1.0.add_1" [color="#d9730d"' in dot.render(g)

@@ -6,7 +6,7 @@ tensor of the source, in this order of preference:
 
 1. **mapping** rules, when a mapping is given (a YAML/JSON file or a dict of
    ``target_key: source_key``; a key that is empty or ends with ``.`` is a prefix rewrite,
-   ``"layer1.0.downsample.conv.": "layer1.0.downsample.0."``; ``null`` leaves the target
+   ``"classifier.fc1.": "classifier.0."``; ``null`` leaves the target
    as it is — the head you are replacing in transfer learning);
 2. **identical names** (``layer1.0.conv1.weight`` in both);
 3. **order and shape** for the rest: the remaining tensors of both sides, in order, are
