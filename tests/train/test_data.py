@@ -161,15 +161,13 @@ def test_augmentations():
 def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     from PIL import Image
 
-    from archc.train.data import sources
-
     (tmp_path / "a").mkdir()
     for i in range(3):
         Image.new("RGB", (10, 10)).save(tmp_path / "a" / f"{i}.png")
-    monkeypatch.setattr(sources, "memory_budget", lambda: 3 * 10 * 10 * 3 * 4 - 1)
-    with pytest.raises(TrainError, match=r"3 images of 10×10 need 0.0 GiB in memory"):
+    monkeypatch.setenv("ARCHC_MEMORY_LIMIT", str(3 * 10 * 10 * 3 * 4 - 1))  # bytes as float32
+    with pytest.raises(TrainError, match=r"3 images of 10×10 need 0.0 GiB in memory \(more than ARCHC_MEMORY_LIMIT"):
         load_source(str(tmp_path), DataConfig(), (3, 10, 10))
-    monkeypatch.setattr(sources, "memory_budget", lambda: 3 * 10 * 10 * 3 * 4)
+    monkeypatch.setenv("ARCHC_MEMORY_LIMIT", str(3 * 10 * 10 * 3 * 4))
     assert len(load_source(str(tmp_path), DataConfig(), (3, 10, 10))) == 3
 
 

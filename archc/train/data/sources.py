@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from archc.datafiles import data_limit
 from archc.train.data import Arrays, register_source
 from archc.train.errors import TrainError
 
@@ -126,14 +127,6 @@ def folder(path, cfg, shape) -> Arrays:
     return Arrays(x, torch.tensor(ys, dtype=torch.long), [d.name for d in classes], name=str(path))
 
 
-def memory_budget() -> int:
-    """Half of the machine's physical memory, in bytes (sources load data into memory)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
 def _check_fits_in_memory(path: Path, classes: list, shape, mode: str, resize: bool) -> None:
     """Refuse, before decoding anything, a folder whose images would not fit in memory as
     float32 (an ImageNet-sized folder): a clear error instead of the machine swapping."""
@@ -145,9 +138,10 @@ def _check_fits_in_memory(path: Path, classes: list, shape, mode: str, resize: b
     with Image.open(files[0]) as im:
         w, h = (shape[2], shape[1]) if resize and len(shape) == 3 else im.size
     need = len(files) * h * w * (1 if mode == "L" else 3) * 4
-    if need > memory_budget():
+    limit, what = data_limit()  # the limit .npy/.npz files have (ARCHC_MEMORY_LIMIT included)
+    if need > limit:
         raise TrainError(f"{path}: {len(files):,} images of {w}×{h} need {need / 2**30:.1f} GiB in memory "
-                         f"(more than half of this machine's)",
+                         f"(more than {what}, {limit / 2**30:.1f} GiB)",
                          "archc train keeps data sets in memory: train on a folder with fewer or smaller "
                          "images (resize: true decodes them at the spec's input size)")
 
