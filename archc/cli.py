@@ -330,11 +330,16 @@ def expand(spec, sets, preset):
 @click.option("--memory", default=None, metavar="SIZE", help="Also print the largest batch that fits in SIZE (24GiB, 512MiB).")
 @click.option("--device", default="cuda", show_default=True, metavar="cuda|cpu|cuda:N",
               help="The kernels to plan for; cuda:N also reads that GPU's free memory (imports torch).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Also one process's memory among N (batch-size is the global batch).")
+@click.option("--strategy", type=click.Choice(["ddp", "fsdp"]), default=None,
+              help="With --nproc: replicas or shards. Default: train.strategy (fsdp imports torch).")
+@click.option("--freeze", default=None, metavar="IDS/GLOBS", help="Comma-separated layer ids or globs to freeze. Default: train.freeze.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @set_option
 @preset_option
 @import_root_option
-def plan(spec, batch_size, optimizer, precision, amp, memory, device, fmt, sets, preset):
+def plan(spec, batch_size, optimizer, precision, amp, memory, device, nproc, strategy, freeze, fmt, sets, preset):
     """Predict the memory of one training step of SPEC[:NETWORK], torch-free (docs/train.md#memory)."""
     from archc.report import plan as P
     from archc.train.errors import TrainError
@@ -347,15 +352,19 @@ def plan(spec, batch_size, optimizer, precision, amp, memory, device, fmt, sets,
         raise click.BadParameter(str(exc), param_hint="--memory") from None
     if device not in ("cuda", "cpu") and not device.startswith("cuda:"):
         raise click.BadParameter(f"{device!r} is not cuda, cpu or cuda:N", param_hint="--device")
+    if strategy and nproc == 1:
+        raise click.BadParameter("a strategy shares the work of several processes: give --nproc N too",
+                                 param_hint="--strategy")
     graph = load_graphs(spec, sets, preset, all_networks=False)[0]
     try:
         if device.startswith("cuda:") and size is None:
             size = P.device_memory(device)
         settings = P.settings_for(graph, batch_size, optimizer, "bf16" if amp and not precision else precision,
-                                  "cpu" if device == "cpu" else "cuda")
+                                  "cpu" if device == "cpu" else "cuda",
+                                  [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None)
+        doc = P.make(graph, settings, size, nproc, P.strategy_for(graph, strategy))
     except (TrainError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    doc = P.make(graph, settings, size)
     render = {"json": P.render_json, "markdown": P.render_markdown}.get(fmt, P.render_text)
     click.echo(render(doc), nl=fmt == "json")
 

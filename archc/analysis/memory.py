@@ -58,6 +58,7 @@ class Settings:
     precision: str = "fp32"  # "fp32", "bf16" or "fp16" (autocast, fp32 weights)
     device: str = "cuda"  # "cuda" or "cpu": the kernels that differ (dropout, attention)
     input_grad: bool = False  # the input requires grad (a layer inside a network)
+    frozen: frozenset = frozenset()  # node names train.freeze freezes (archc.analysis.parallel.frozen_nodes)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def plan(graph: Graph, settings: Settings) -> MemoryPlan:
     if settings.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer {settings.optimizer!r}: one of {', '.join(OPTIMIZERS)}")
     nodes, saved = saved_activations(graph, settings)
-    tensors, trainable = trainable_tensors(graph)
+    tensors, trainable = trainable_tensors(graph, settings.frozen)
     s = graph.summary
     state = optimizer_bytes(settings, trainable, tensors)
     largest = max((n.output_bytes for n in nodes), default=0)
@@ -108,11 +109,16 @@ def plan(graph: Graph, settings: Settings) -> MemoryPlan:
 # --------------------------------------------------------------------------- weights
 
 
-def trainable_tensors(graph: Graph) -> tuple[int, int]:
+def _trainable(node, frozen) -> bool:
+    """Not ``trainable: false`` in the spec, nor frozen by train.freeze."""
+    return node.meta.get("trainable", True) and node.name not in frozen
+
+
+def trainable_tensors(graph: Graph, frozen=frozenset()) -> tuple[int, int]:
     """(trainable parameter tensors, trainable values): what gets a gradient."""
     tensors = values = 0
     for n in graph.nodes:
-        if n.meta.get("trainable", True) and n.meta["params"]:
+        if _trainable(n, frozen) and n.meta["params"]:
             op = get_op(n.op)
             tensors += len(op.torch_params(n.attrs)) - (1 if "tie" in n.meta else 0)
             values += n.meta["params"]
@@ -179,7 +185,7 @@ def saved_activations(graph: Graph, st: Settings) -> tuple[list[NodeMemory], int
             continue
         ins = [graph.shape_of(i) for i in node.inputs]
         inputs = [values[alias[i]] for i in node.inputs]
-        trainable = bool(node.meta.get("trainable", True) and (node.meta["params"] or "tie" in node.meta))
+        trainable = bool(_trainable(node, st.frozen) and (node.meta["params"] or "tie" in node.meta))
         grad = trainable or any(v.grad for v in inputs)
         itemsize = _itemsize(op, node, inputs, half)
         over = overwrites.get(node.name)

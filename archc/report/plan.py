@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from archc.analysis.memory import MARGIN, MemoryPlan, Settings, largest_batch, plan
+from archc.analysis.parallel import STRATEGIES, ProcessPlan, frozen_nodes
 from archc.ir.graph import Graph
 from archc.printable import markdown_text, printable
 from archc.report import numbers as N
@@ -17,9 +18,10 @@ FORMAT = "archc.plan/1"
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, device="cuda") -> Settings:
+def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, device="cuda", freeze=None) -> Settings:
     """The plan's settings: the spec's train section, then the flags. Raises TrainError for
-    a train section that training would refuse."""
+    a train section that training would refuse, ValueError for a freeze pattern that
+    matches no layer."""
     cfg = _train_section(graph.train or {})
     opt = cfg["optimizer"]
     own = optimizer in (None, opt.get("name", "sgd"))  # momentum and decay belong to the spec's optimizer
@@ -28,10 +30,17 @@ def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, devic
         amp = cfg.get("amp", "auto")
         precision = ("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") \
             if device == "cuda" else ("bf16" if amp == "bf16" else "fp32")
+    frozen = frozen_nodes(graph, freeze if freeze is not None else cfg.get("freeze"))
     return Settings(batch=batch or cfg.get("batch_size", 32), optimizer=name,
                     momentum=float(opt.get("momentum", 0.0)) if own else 0.0,
                     weight_decay=float(opt.get("weight_decay") or 0.0) if own else 0.0,
-                    nesterov=bool(opt.get("nesterov", False)) and own, precision=precision, device=device)
+                    nesterov=bool(opt.get("nesterov", False)) and own, precision=precision, device=device,
+                    frozen=frozen)
+
+
+def strategy_for(graph: Graph, strategy=None) -> str:
+    """``--strategy``, else train.strategy, else ddp (as archc train chooses)."""
+    return strategy or _train_section(graph.train or {}).get("strategy", "ddp")
 
 
 def _train_section(train: dict) -> dict:
@@ -45,22 +54,33 @@ def _train_section(train: dict) -> dict:
     opt = raw.get("optimizer", {})
     converted = convert(OptimizerConfig, opt, "train.optimizer")
     out = {"optimizer": {k: getattr(converted, k) for k in ("name", "momentum", "weight_decay", "nesterov")}}
-    for key, kinds in (("batch_size", int), ("amp", (bool, str))):
+    for key, kinds in (("batch_size", int), ("amp", (bool, str)), ("strategy", str), ("freeze", (str, list))):
         if key in raw:
             if not isinstance(raw[key], kinds) or (key == "batch_size" and (isinstance(raw[key], bool) or raw[key] < 1)):
                 raise TrainError(f"train.{key}: {raw[key]!r} is not valid")
             out[key] = raw[key]
+    if out.get("strategy", "ddp") not in STRATEGIES:  # training's own message (archc/train/config.py)
+        raise TrainError(f"train.strategy {out['strategy']!r} is not ddp or fsdp")
+    if isinstance(out.get("freeze"), str):  # a string: comma-separated, as training reads it
+        out["freeze"] = [f.strip() for f in out["freeze"].split(",") if f.strip()]
+    if not all(isinstance(f, str) for f in out.get("freeze", ())):
+        raise TrainError("train.freeze: expected a list of node names or globs")
     return out
 
 
-def make(graph: Graph, settings: Settings, memory: int | None = None) -> dict:
-    """The plan as plain data (what --format json prints; docs/json.md)."""
+def make(graph: Graph, settings: Settings, memory: int | None = None, nproc: int = 1,
+         strategy: str = "ddp") -> dict:
+    """The plan as plain data (what --format json prints; docs/json.md). With ``nproc`` > 1
+    also one process's share under ``strategy`` (archc/analysis/parallel.py; fsdp imports
+    torch to lay out the units)."""
     p = plan(graph, settings)
     doc = {"format": FORMAT, "name": graph.name, "file": graph.file,
            "settings": {"batch_size": settings.batch, "optimizer": settings.optimizer,
                         "momentum": settings.momentum, "precision": settings.precision,
-                        "device": settings.device},
+                        "device": settings.device, "strategy": strategy, "nproc": nproc,
+                        "frozen": sorted(settings.frozen)},
            "trainable_params": p.trainable_params, "bytes": totals(p), "largest_batch": None,
+           "per_process": None,
            "layers": [{"id": n.name, "op": n.op, "output_bytes": n.output_bytes,
                        "saved_bytes": n.saved_bytes, "inplace": n.inplace, "estimate": n.estimate}
                       for n in p.nodes]}
@@ -68,7 +88,20 @@ def make(graph: Graph, settings: Settings, memory: int | None = None) -> dict:
         batch, fit = largest_batch(graph, settings, memory)
         doc["largest_batch"] = {"memory": memory, "margin": MARGIN, "batch": batch,
                                 "peak": fit.peak if fit else None}
+    if nproc > 1:
+        from archc.analysis import parallel
+
+        share = (parallel.fsdp if strategy == "fsdp" else parallel.ddp)(graph, settings, nproc)
+        doc["per_process"] = per_process(share)
     return doc
+
+
+def per_process(share: ProcessPlan) -> dict:
+    parts = ("params", "buffers", "gradients", "optimizer_state", "activations", "transient", "buckets",
+             "gathered", "unsharded_gradients")
+    return {"strategy": share.strategy, "nproc": share.nproc, "batch_size": share.batch,
+            "units": share.units, "largest_unit": share.largest_unit,
+            "bytes": {**{k: getattr(share, k) for k in parts}, "peak": share.peak}}
 
 
 def totals(p: MemoryPlan) -> dict:
@@ -82,11 +115,38 @@ LABELS = {"params": "Parameters (fp32)", "buffers": "Buffers", "gradients": "Gra
           "transient": "Largest transient", "peak": "Predicted peak of one step"}
 
 
+PROCESS_LABELS = {
+    "ddp": {"params": "Parameters (whole)", "buffers": "Buffers", "gradients": "Gradients",
+            "buckets": "DDP's gradient buckets", "optimizer_state": "Optimizer state",
+            "activations": "Activations kept for backward", "transient": "Largest transient",
+            "peak": "Predicted peak per process"},
+    "fsdp": {"params": "Parameters (shard)", "buffers": "Buffers (whole)", "gradients": "Gradients (shard)",
+             "optimizer_state": "Optimizer state (shard)", "gathered": "Gathered parameters",
+             "unsharded_gradients": "Unsharded gradients in backward",
+             "activations": "Activations kept for backward", "transient": "Largest transient",
+             "peak": "Predicted peak per process"},
+}
+
+
 def _title(doc: dict) -> str:
     s = doc["settings"]
     momentum = f" (momentum {s['momentum']:g})" if s["momentum"] else ""
+    frozen = f", {len(s['frozen'])} layers frozen" if s.get("frozen") else ""
     return (f"{doc['name']}: batch {s['batch_size']}, {s['optimizer']}{momentum}, {s['precision']}, "
-            f"on {s['device']}")
+            f"on {s['device']}{frozen}")
+
+
+def _process_head(share: dict) -> str:
+    if share["strategy"] == "ddp":
+        return f"Per process of {share['nproc']} (ddp, batch {share['batch_size']} each; every process the same)"
+    units = f"; {share['units']} units + the root, the largest {share['largest_unit']}" if share["units"] else ""
+    return (f"Per process of {share['nproc']} (fsdp, batch {share['batch_size']} each; "
+            f"process 0, which holds the most{units})")
+
+
+def _process_rows(share: dict):
+    for key, label in PROCESS_LABELS[share["strategy"]].items():
+        yield label, N.nbytes(share["bytes"][key])
 
 
 def _fit_line(doc: dict) -> str | None:
@@ -120,6 +180,11 @@ def render_text(doc: dict) -> str:
     width = max(len(v) for v in LABELS.values())
     for key, label in LABELS.items():
         lines.append(f"{label:<{width}}  {N.nbytes(doc['bytes'][key]):>11}")
+    share = doc.get("per_process")
+    if share:
+        rows = list(_process_rows(share))
+        width = max(len(label) for label, _ in rows)
+        lines += ["", printable(_process_head(share))] + [f"{label:<{width}}  {v:>11}" for label, v in rows]
     fit = _fit_line(doc)
     return "\n".join(lines + ([fit] if fit else [])) + "\n"
 
@@ -130,6 +195,10 @@ def render_markdown(doc: dict) -> str:
     out += [f"| `{markdown_text(r[0])}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in _layer_rows(doc)]
     out += ["", "| Total | |", "|---|---:|"]
     out += [f"| {label} | {N.nbytes(doc['bytes'][key])} |" for key, label in LABELS.items()]
+    share = doc.get("per_process")
+    if share:
+        out += ["", markdown_text(_process_head(share)), "", "| Per process | |", "|---|---:|"]
+        out += [f"| {label} | {v} |" for label, v in _process_rows(share)]
     fit = _fit_line(doc)
     return "\n".join(out + (["", fit] if fit else [])) + "\n"
 

@@ -119,6 +119,7 @@ def _train_schema() -> dict:
         "seed": {"type": "integer"}, "device": {"type": "string"},
         "amp": {"type": ["boolean", "string"]}, "channels_last": {"type": "boolean"},
         "compile": {"type": "boolean"}, "workers": {"type": "integer", "minimum": 0},
+        "strategy": {"enum": ["ddp", "fsdp"], "description": "several processes: ddp (replicas) or fsdp (shards)"},
         "deterministic": {"type": "boolean"}, "init_from": {"type": "string"}, "threads": _POS_INT,
         "freeze": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "gan": _obj({"generator": {"type": "string"}, "discriminator": {"type": "string"},

@@ -26,7 +26,8 @@ def test_plan_json_holds_the_split_and_adds_up():
     doc = json.loads(r.output)
     assert doc["format"] == "archc.plan/1"
     assert doc["settings"] == {"batch_size": 8, "optimizer": "adam", "momentum": 0.0, "precision": "fp32",
-                               "device": "cuda"}
+                               "device": "cuda", "strategy": "ddp", "nproc": 1, "frozen": []}
+    assert doc["per_process"] is None  # one process
     b = doc["bytes"]
     assert b["params"] == 4 * 11_689_512 and b["gradients"] == b["params"]
     assert b["optimizer_state"] == 2 * b["params"]  # Adam's two moments (its steps live on the CPU)
@@ -36,7 +37,9 @@ def test_plan_json_holds_the_split_and_adds_up():
 
 
 @pytest.mark.parametrize("args", [("specs/gpt2.yaml", "--memory", "80GiB"), ("specs/lstm_digits.yaml",),
-                                  ("specs/vgg16.yaml", "--memory", "1MiB", "--amp")])
+                                  ("specs/vgg16.yaml", "--memory", "1MiB", "--amp"),
+                                  ("specs/resnet18.yaml", "--nproc", "4", "--freeze", "conv1,layer1.*"),
+                                  ("specs/lenet5.yaml", "--nproc", "2", "--strategy", "fsdp")])
 def test_plan_json_follows_its_schema(args):
     from pathlib import Path
 
