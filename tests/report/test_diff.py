@@ -4,6 +4,8 @@ line, totals with deltas, whether A's checkpoint loads into B; exact texts."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -87,3 +89,18 @@ def test_set_on_one_side_and_markdown():
         "50,240; macs 401,408 -> 50,176 |" in result.stdout.splitlines()
     # 784·512 + 512 + 512·512 + 512 + 512·10 + 10 against the same with 64
     assert "| params | 669,706 | 55,050 | −614,656 |" in result.stdout.splitlines()
+
+
+def test_diff_does_not_import_torch(tmp_path):
+    """The checkpoint verdict comes from the specs (archc/backends/torch/state.py): a whole
+    `archc diff` process, verdict included, never imports torch (its import alone takes
+    seconds). A fresh interpreter: this test process may have imported torch already."""
+    (tmp_path / "a.yaml").write_text(A)
+    (tmp_path / "b.yaml").write_text(B)
+    code = ("import sys\nfrom archc.cli import main\n"
+            "try:\n    main(['diff', sys.argv[1], sys.argv[2]])\nexcept SystemExit:\n    pass\n"
+            "print('modules:', sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "checkpoint: A's state_dict does not load into B as is" in out
+    assert out.splitlines()[-1] == "modules: []"
