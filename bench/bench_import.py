@@ -8,13 +8,14 @@
    safetensors file. Target (issue 10): <= 3 s.
 2. diff: bench/bench_validate.py's flat spec of ~10,000 nodes (a residual chain with every
    layer written out) against the same with a conv and a batch norm inserted in the middle
-   and the first conv 5×5: ``archc diff a.yaml b.yaml`` (pairing, table, and the checkpoint verdict,
-   which imports torch and builds both networks on the meta device). Target: <= 2 s.
+   and the first conv 5×5: ``archc diff a.yaml b.yaml`` (pairing, table, and the checkpoint verdict
+   from both networks' static state_dicts, torch-free). Target: <= 2 s.
 
 Usage::
 
     .venv/bin/python bench/bench_import.py            # markdown on stdout
     .venv/bin/python bench/bench_import.py --runs 7
+    .venv/bin/python bench/bench_import.py --runs 3 --only diff   # part 2 only (no torch, no export)
 
 Each figure is the median of --runs runs, with the CPU seconds (user + system) of the same
 runs: on a shared machine they vary less than the wall time. A measurement, not a test.
@@ -97,44 +98,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--only", choices=["import", "diff"], help="run one part of the benchmark")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        resnet50_onnx(folder / "r50.onnx")
-        size = (folder / "r50.onnx").stat().st_size
-        import_cmd = archc_command() + ["import", str(folder / "r50.onnx"), "-o", str(folder / "r50.yaml")]
-        w, c = process(import_cmd, args.runs)
-        print(f"| archc import resnet50.onnx ({size / 1e6:.0f} MB), whole process | {w:.2f} s | {c:.2f} s | <= 3 s |")
-        from archc.importers import import_onnx
+        if args.only != "diff":
+            bench_import(Path(tmp), args.runs)
+        if args.only != "import":
+            bench_diff(Path(tmp), args.runs, args.nodes)
 
-        w, c = in_process(lambda: import_onnx(folder / "r50.onnx", folder / "r50.yaml"), args.runs)
-        print(f"| import_onnx(resnet50.onnx), in process | {w:.2f} s | {c:.2f} s | |")
 
-        a, b = diff_specs(folder, args.nodes)
-        import archc
+def bench_import(folder: Path, runs: int) -> None:
+    resnet50_onnx(folder / "r50.onnx")
+    size = (folder / "r50.onnx").stat().st_size
+    import_cmd = archc_command() + ["import", str(folder / "r50.onnx"), "-o", str(folder / "r50.yaml")]
+    w, c = process(import_cmd, runs)
+    print(f"| archc import resnet50.onnx ({size / 1e6:.0f} MB), whole process | {w:.2f} s | {c:.2f} s | <= 3 s |")
+    from archc.importers import import_onnx
 
-        nodes = (len(archc.load(str(a)).nodes), len(archc.load(str(b)).nodes))
-        diff_cmd = archc_command() + ["diff", str(a), str(b)]
-        w, c = process(diff_cmd, args.runs)
-        print(f"| archc diff, {nodes[0]:,} vs {nodes[1]:,} nodes, whole process | {w:.2f} s | {c:.2f} s | <= 2 s |")
-        from archc.report.diff import compare, load_side, render
+    w, c = in_process(lambda: import_onnx(folder / "r50.onnx", folder / "r50.yaml"), runs)
+    print(f"| import_onnx(resnet50.onnx), in process | {w:.2f} s | {c:.2f} s | |")
 
-        def diff_in_process():
-            render(compare(load_side(str(a), {}, None), load_side(str(b), {}, None)), "table")
 
-        w, c = in_process(diff_in_process, args.runs)
-        print(f"| the same in process (load both, pair, verdict, table) | {w:.2f} s | {c:.2f} s | |")
-        sides = (load_side(str(a), {}, None), load_side(str(b), {}, None))
-        w, c = in_process(lambda: (load_side(str(a), {}, None), load_side(str(b), {}, None)), args.runs)
-        print(f"| of which: loading and analysing both specs | {w:.2f} s | {c:.2f} s | |")
-        w, c = in_process(lambda: render(compare(*sides, with_checkpoint=False), "table"), args.runs)
-        print(f"| of which: pairing and the table | {w:.2f} s | {c:.2f} s | |")
-        from archc.report.diff import checkpoint_fit
+def bench_diff(folder: Path, runs: int, size: int) -> None:
+    a, b = diff_specs(folder, size)
+    import archc
 
-        w, c = in_process(lambda: checkpoint_fit(*sides), args.runs)
-        print(f"| of which: the checkpoint verdict (two meta-device builds) | {w:.2f} s | {c:.2f} s | |")
+    nodes = (len(archc.load(str(a)).nodes), len(archc.load(str(b)).nodes))
+    diff_cmd = archc_command() + ["diff", str(a), str(b)]
+    w, c = process(diff_cmd, runs)
+    print(f"| archc diff, {nodes[0]:,} vs {nodes[1]:,} nodes, whole process | {w:.2f} s | {c:.2f} s | <= 2 s |")
+    from archc.report.diff import checkpoint_fit, compare, load_side, render
 
+    def diff_in_process():
+        render(compare(load_side(str(a), {}, None), load_side(str(b), {}, None)), "table")
+
+    w, c = in_process(diff_in_process, runs)
+    print(f"| the same in process (load both, pair, verdict, table) | {w:.2f} s | {c:.2f} s | |")
+    sides = (load_side(str(a), {}, None), load_side(str(b), {}, None))
+    w, c = in_process(lambda: (load_side(str(a), {}, None), load_side(str(b), {}, None)), runs)
+    print(f"| of which: loading and analysing both specs | {w:.2f} s | {c:.2f} s | |")
+    w, c = in_process(lambda: render(compare(*sides, with_checkpoint=False), "table"), runs)
+    print(f"| of which: pairing and the table | {w:.2f} s | {c:.2f} s | |")
+    w, c = in_process(lambda: checkpoint_fit(*sides), runs)
+    print(f"| of which: the checkpoint verdict (both static state_dicts) | {w:.2f} s | {c:.2f} s | |")
+    w, c = process(archc_command() + ["validate", str(a)], runs)
+    print(f"| for comparison: archc validate of A alone, whole process | {w:.2f} s | {c:.2f} s | |")
 
 if __name__ == "__main__":
     main()
