@@ -34,10 +34,11 @@ class _Batch:
 BATCH = _Batch()
 PASS_THROUGH = {"Identity", "Dropout"}
 # evaluated by numpy even when a value holds BATCH (object arrays)
-SYMBOLIC = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Reshape"}
+SYMBOLIC = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Reshape", "Equal", "Where"}
 NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
               "Bernoulli"}
 FLOATS = {1, 10, 11, 16}  # float32, float16, double, bfloat16
+STAND_IN = 7919  # the batch in per-node shape inference: a prime no layer size is a multiple of
 
 
 @dataclass
@@ -73,9 +74,46 @@ def fold(g: OnnxGraph) -> list[Node]:
         elif not (node.op not in NOT_FOLDED and all(not i or i in g.consts for i in node.inputs)
                   and _evaluate(node, proto, g)):
             kept.append(node)
+            _infer_missing(node, proto, g)
     outputs = [alias.get(o, o) for o in g.outputs]
     g.outputs = outputs
     return _live(kept, outputs)
+
+
+def _infer_missing(node: Node, proto, g: OnnxGraph) -> None:
+    """Shapes ONNX's inference of the whole file left unknown, inferred again for this node
+    now that the shape arithmetic before it is folded (TorchScript's exports slice and
+    reshape by sizes computed from Shape nodes, which the file's inference could not follow).
+    The batch goes in as the prime :data:`STAND_IN` and every dimension it divides comes
+    back unknown, so a reshape to [B·H, L, D/H] stays batch-dependent."""
+    from onnx import defs, helper, numpy_helper, shape_inference
+
+    if all(_known(g.shapes.get(o)) for o in node.outputs if o):
+        return
+    types, data = {}, {}
+    for i in (i for i in node.inputs if i):
+        c = g.consts.get(i)
+        if c is not None:
+            c = np.array([STAND_IN if v is BATCH else v for v in c.flat], dtype=np.int64).reshape(c.shape) \
+                if c.dtype == object else c
+            data[i] = numpy_helper.from_array(c, i)
+            types[i] = helper.make_tensor_type_proto(data[i].data_type, c.shape)
+        elif g.shapes.get(i) is not None and g.elem_types.get(i) and None not in g.shapes[i][1:]:
+            types[i] = helper.make_tensor_type_proto(g.elem_types[i], [STAND_IN, *g.shapes[i][1:]])
+        else:
+            return
+    renamed = helper.make_node(node.op, node.inputs, node.outputs, name=node.name)
+    renamed.attribute.extend(proto.attribute)
+    try:
+        inferred = shape_inference.infer_node_outputs(defs.get_schema(node.op, g.opset), renamed, types, data)
+    except Exception:  # noqa: BLE001  (inference refused: the op table says what it needs)
+        return
+    for name, t in inferred.items():
+        t = t.tensor_type
+        if t.HasField("shape") and not _known(g.shapes.get(name)):
+            g.shapes[name] = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value % STAND_IN else None
+                                   for d in t.shape.dim)
+            g.elem_types[name] = t.elem_type
 
 
 def _same_float_cast(node: Node, g: OnnxGraph) -> bool:
@@ -114,7 +152,8 @@ def _evaluate(node: Node, proto, g: OnnxGraph) -> bool:
     else:
         from onnx.reference import ReferenceEvaluator
 
-        feeds = {i: g.consts[i] for i in node.inputs if i}
+        # keyed by the file's names: an input renamed through a pass-through keeps its name in proto
+        feeds = {name: g.consts[i] for name, i in zip(proto.input, node.inputs) if i}
         values = ReferenceEvaluator(proto).run(None, feeds)
     for name, value in zip(node.outputs, values):
         g.consts[name] = _plain(np.asarray(value))
@@ -153,6 +192,12 @@ def _symbolic(node: Node, args) -> list:
         return [_slice(x, args)]
     if node.op == "Reshape":
         return [x.reshape([int(v) for v in args[1]])]
+    if node.op == "Equal":  # TorchScript's expand(B, -1, -1): which sizes are -1 (the batch never is)
+        a, b = np.broadcast_arrays(x, args[1])
+        return [np.array([u is not BATCH and v is not BATCH and u == v for u, v in zip(a.flat, b.flat)],
+                         dtype=bool).reshape(a.shape)]
+    if node.op == "Where":
+        return [np.where(x.astype(bool), args[1], args[2])]
     return [x]  # Cast: a shape stays a shape
 
 
