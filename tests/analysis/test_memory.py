@@ -144,6 +144,38 @@ def test_frozen_layers_have_no_gradients_and_keep_less():
     assert p.gradients == 4 * (8 * 8 * 9 + 2 * 8)  # body's conv and batch norm only
 
 
+@pytest.mark.parametrize("patterns, keeps_less", [(["conv1", "bn1", "layer1.*"], True), (["layer*", "conv1"], True),
+                                                  (["fc"], True), (["layer3.1.conv2"], False)])
+def test_train_freeze_against_torch(patterns, keeps_less):
+    """train.freeze (names and globs, as archc train applies them with
+    archc/train/transfer.py's freeze): frozen parameters have no gradient and no optimizer
+    state, and in front of the first trainable layer autograd keeps nothing for backward."""
+    from archc.report.plan import settings_for
+    from archc.train.transfer import freeze
+
+    graph = archc.load("specs/resnet18.yaml", overrides={"input": [3, 32, 32], "train.freeze": patterns})
+    settings = settings_for(graph, 2, device="cpu", precision="fp32")  # sgd, momentum 0.9, from the spec
+    assert settings.frozen and settings.momentum == 0.9
+    cfg = make_config(graph.train)
+    model = fast_model(graph)
+    names = freeze(model, cfg.freeze, say=lambda _: None)
+    assert {n.rsplit(".", 1)[0] for n in names} == set(settings.frozen)  # the same layers
+    measured = state_after_one_step(model, graph, 2, cfg.optimizer)
+    p = plan(graph, settings)
+    assert {"params": p.params, "buffers": p.buffers, "gradients": p.gradients,
+            "optimizer_state": p.optimizer_state} == measured
+    model = fast_model(graph)
+    freeze(model, cfg.freeze, say=lambda _: None)
+    real = measured_activations(model, graph, 2)
+    assert abs(p.activations - real) <= 0.02 * real, f"archc {p.activations:,} B, torch {real:,} B"
+    rows = {n.name: n.saved_bytes for n in p.nodes}
+    if "conv1" in patterns:  # the frozen stem keeps nothing: no weight gradient, no input gradient
+        assert rows["conv1"] == 0
+    # a frozen linear layer needs no input for its weight gradient; a frozen convolution behind
+    # a trainable one keeps its input all the same (torch saves it for the input gradient too)
+    assert (p.activations < plan(graph, Settings(batch=2, device="cpu")).activations) == keeps_less
+
+
 # --------------------------------------------------------------------------- every op
 
 
