@@ -94,9 +94,20 @@ def _heights(scope: Scope) -> int:
 
 
 def _rel(path: str, base: str) -> str | None:
+    """``path`` relative to the scope ``base``; "" for the scope itself (a function's layer
+    owning its module's tensors: LayerNorm2d's ``F.layer_norm``), None outside it."""
     if not base:
         return path
+    if path == base:
+        return ""
     return path[len(base) + 1:] if path.startswith(base + ".") else None
+
+
+def _joined(rel: str | None, id: str) -> str:
+    """An inner id seen from the scope above: ``rel.id``; the scope's own layer ("") is ``rel``."""
+    if rel is None:
+        return "\0" + id  # a module owned elsewhere: not a valid relative id
+    return f"{rel}.{id}" if id else rel
 
 
 def valid_id(text: str | None) -> bool:
@@ -113,8 +124,10 @@ def snake(name: str) -> str:
 class Structure:
     """Decide which module calls are blocks; give every body as lines."""
 
-    def __init__(self, root: Scope, scopes: list[Scope], items: list[Item], outputs: list[str]):
+    def __init__(self, root: Scope, scopes: list[Scope], items: list[Item], outputs: list[str],
+                 input_shape: tuple = ()):
         self.root, self.blocks, self.calls = root, [], {}  # calls: scope key -> (block, args, ext, …)
+        self.shapes = {it.name: it.shape for it in items} | {"input": tuple(input_shape)}
         # a module without tensors called once keeps its path as id (maxpool, avgpool); one
         # called several times (ResNet's relu) leaves its calls unnamed
         paths = Counter(it.path for it in items if it.path)
@@ -166,10 +179,9 @@ class Structure:
                     out.append(Entry(e.kind, e.attrs, e.inputs, e.output, None, f"{rel}.{e.hint}" if rel else e.hint))
                 out.append(Entry(block.name, args, [ext], last, rel if rel is not None else "\0", rel or ""))
                 continue
-            prefix = "\0" if rel is None else rel + "."
             for e in self.entries(child):
-                out.append(Entry(e.kind, e.attrs, e.inputs, e.output, prefix + e.id if e.id else None,
-                                 prefix + e.hint if rel is not None else e.hint))
+                out.append(Entry(e.kind, e.attrs, e.inputs, e.output, None if e.id is None else _joined(rel, e.id),
+                                 f"{rel}.{e.hint}" if rel is not None else e.hint))
         return out
 
     def _instance(self, scope: Scope):
@@ -206,7 +218,8 @@ class Structure:
             else:
                 groups.append([lines, [(scope, body, ext, list(range(len(lines))), hoisted)]])
         for template, members in groups:
-            if len(members) >= 2:
+            # a wrapper of one layer without tensors (torchvision's Permute) reads better inline
+            if len(members) >= 2 and not (len(template) == 1 and template[0].id is None):
                 self._block(cls, template, members)
 
     @staticmethod
@@ -235,7 +248,7 @@ class Structure:
         while name in taken:
             n += 1
             name = f"{base}_{n}"
-        args = _arguments(template, members)
+        args = _arguments(template, members, [self.shapes.get(ext, ()) for _, _, ext, _, _ in members])
         block = Block(name, template, {a: default for a, (default, _) in args.items()})
         self.blocks.append(block)
         for k, (scope, body, ext, _, hoisted) in enumerate(members):
@@ -318,9 +331,11 @@ def _compatible(u: list, v: list) -> bool:
     return all(x is MISSING or y is MISSING or _key(x) == _key(y) for x, y in zip(u, v))
 
 
-def _arguments(template: list[Line], members: list) -> dict:
+def _arguments(template: list[Line], members: list, inputs: list) -> dict:
     """The block's arguments: name -> (default, value per member); the template's attributes
-    that differ become ``$name``, the layers some members lack get ``when: $name``."""
+    that differ become ``$name`` (or ``$input.channels``, ``"$input.channels * 4"`` where
+    they follow the input's width in every member: ``inputs``, the members' input shapes),
+    the layers some members lack get ``when: $name``."""
     vectors = []  # [name, vector, [(line, attr or None)], owner, is a when flag]
     bodies = [_lines(b, x) for _, b, x, _, _ in members]
     for t, line in enumerate(template):
@@ -332,7 +347,10 @@ def _arguments(template: list[Line], members: list) -> dict:
         for attr in dict.fromkeys(a for o in own if o for a in o.attrs):
             vec = [o.attrs.get(attr, MISSING) if o else MISSING for o in own]
             present = [_key(v) for v in vec if v is not MISSING]
-            if len(set(present)) > 1:
+            width = _of_width(vec, inputs) if len(set(present)) > 1 else None
+            if width:
+                line.attrs[attr] = width
+            elif len(set(present)) > 1:
                 _add(vectors, attr, vec, (t, attr), line.id or line.hint or line.kind, False)
     names = Counter(v[0] for v in vectors)
     args, taken = {}, set()
@@ -353,6 +371,23 @@ def _arguments(template: list[Line], members: list) -> dict:
             else:
                 template[t].attrs[attr] = f"${name}"
     return args
+
+
+def _of_width(vec: list, inputs: list) -> str | None:
+    """``$input.channels`` (images: the first dimension) or ``$input.features`` (tokens,
+    vectors: the last), times a constant integer, when every member's value is that."""
+    ranks = {len(s) for s in inputs}
+    if len(ranks) != 1 or 0 in ranks or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                  for v in vec if v is not MISSING):
+        return None
+    name, dim = ("channels", 0) if ranks.pop() >= 3 else ("features", -1)
+    ratios = {v / s[dim] for v, s in zip(vec, inputs) if v is not MISSING}
+    if len(ratios) != 1:
+        return None
+    ratio = ratios.pop()
+    if ratio == 1:
+        return f"$input.{name}"
+    return f"$input.{name} * {int(ratio)}" if ratio.is_integer() else None
 
 
 def _add(vectors: list, name: str, vec: list, use, owner: str, flag: bool) -> None:
@@ -391,11 +426,32 @@ def _by_index(values: list):
     if all(_key(v) == _key(first) for v in rest):
         return first
     if any(_key(v) != _key(rest[0]) for v in rest):
-        return MISSING
+        return _progression(values)
     if isinstance(first, bool) and isinstance(rest[0], bool):
         return "$index == 0" if first else "$index != 0"
     a, b = _literal(first), _literal(rest[0])
     return MISSING if a is None or b is None else f"$({a} if $index == 0 else {b})"
+
+
+def _progression(values: list):
+    """``$(a + b * $index)`` when the copies' numbers grow by a constant step (ConvNeXt's
+    stochastic depth rate, linear over the blocks), else MISSING."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return MISSING
+    first, step = values[0], (values[-1] - values[0]) / (len(values) - 1)
+    if all(isinstance(v, int) for v in values):
+        if not step.is_integer() or any(first + k * int(step) != v for k, v in enumerate(values)):
+            return MISSING
+        a, b = first, int(step)
+    else:  # the fewest digits that give every copy's value within 1e-9 of the largest
+        tolerance = 1e-9 * max(abs(v) for v in values)
+        for digits in range(1, 18):
+            a, b = float(f"{first:.{digits}g}"), float(f"{step:.{digits}g}")
+            if all(abs(a + k * b - v) <= tolerance for k, v in enumerate(values)):
+                break
+        else:
+            return MISSING
+    return f"$({b!r} * $index)" if a == 0 else f"$({a!r} + {b!r} * $index)"
 
 
 class Renderer:

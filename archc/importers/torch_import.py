@@ -66,7 +66,7 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     if not layers:
         raise SpecErrors.one("forward computes nothing archc keeps (its output is its input)", where)
     root, scopes = tree(layers, type(module))
-    structure = Structure(root, scopes, layers, outputs)
+    structure = Structure(root, scopes, layers, outputs, tuple(example_input.shape[1:]))
     lines = body_lines(structure.entries(root))
     renamed = _valid_root_ids(lines)
     renderer = Renderer({b.name: b.args for b in structure.blocks})
@@ -75,7 +75,8 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     name = name or type(module).__name__
     text = _spec(name, type(module).__name__, example_input, structure, renderer, lines, out_refs, len(layers), renamed)
     weights = {f"{it.path}.{k}": v for it in layers for k, v in it.tensors.items()}
-    unused = [k for k in module.state_dict() if k not in weights]
+    bare = {it.path for it in layers}  # a tensor read directly is its layer's path (class_token)
+    unused = [k for k in module.state_dict() if k not in weights and k not in bare]
     graph = _validated(text, weights, where, torch)
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
 

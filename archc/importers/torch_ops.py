@@ -7,6 +7,11 @@ A mapping returns a :class:`Mapped` (the archc op, its attributes in archc's nam
 tensors it owns under the names ``archc.build`` gives them), :data:`ALIAS` when the call
 passes its input through (``nn.Identity``, ``x.contiguous()``), or raises
 :class:`Unsupported` saying what archc would need. Shapes are archc's: batch excluded.
+
+Tensors a ``forward`` reads directly (fx's ``get_attr``: ViT's ``class_token``, ConvNeXt's
+``layer_scale``, ``F.layer_norm(x, ..., self.weight, self.bias)``) are :class:`Param` s;
+a function mapping that recognises what it computes with one *claims* it (``Mapped.claims``)
+and names the layer after it (``Mapped.path``); one nobody claims is an error.
 """
 
 from __future__ import annotations
@@ -28,6 +33,26 @@ class Mapped:
     op: str
     attrs: dict = field(default_factory=dict)
     tensors: dict = field(default_factory=dict)  # state_dict suffix -> tensor
+    inputs: list | None = None  # the tensor inputs the layer reads (indices); None: all
+    path: str | None = None  # a function's layer: the module path its claimed tensors hang on
+    claims: tuple = ()  # the Params (state_dict keys) the layer owns
+
+
+@dataclass(frozen=True)
+class Param:
+    """A tensor ``forward`` reads as an attribute (fx ``get_attr``): its state_dict key and
+    value (the whole tensor: no batch dimension)."""
+
+    key: str
+    value: object
+
+    @property
+    def owner(self) -> str:
+        return self.key.rpartition(".")[0]
+
+    @property
+    def suffix(self) -> str:
+        return self.key.rpartition(".")[2]
 
 
 class Unsupported(Exception):
@@ -45,6 +70,12 @@ class Call:
     node: object
     in_shapes: list  # archc shapes (batch excluded) of the tensor inputs
     out_shape: tuple
+    params: dict = field(default_factory=dict)  # fx node name -> Param, of the tensor attributes read
+    in_nodes: list = field(default_factory=list)  # the fx nodes of the tensor inputs, in_shapes' order
+
+    def param(self, value) -> Param | None:
+        """The Param an argument is, or None (a computed tensor, a constant)."""
+        return self.params.get(getattr(value, "name", None))
 
     def arg(self, i: int, name: str, default=None):
         args, kwargs = self.node.args, self.node.kwargs
@@ -326,16 +357,22 @@ def _two_tensors(call, op):
 def add(call):
     if call.arg(2, "alpha", 1) != 1:
         raise Unsupported("it scales its second term (alpha)", "add without alpha")
+    if call.params:
+        return torch_ops_seq.pos_embedding(call)  # x + a learned table
     return _two_tensors(call, "add")
 
 
 @function(operator.mul, torch.mul, "method:mul", operator.imul)
 def mul(call):
+    if call.params:
+        return torch_ops_seq.layer_scale(call)  # gamma * x
     return _two_tensors(call, "multiply")
 
 
 @function(torch.cat, torch.concat)
 def cat(call):
+    if call.params:
+        return torch_ops_seq.class_token(call)  # [token, x]
     if len(call.in_shapes) == 1:
         return ALIAS  # torch.cat([x]) is x (DenseNet's first layer of a block)
     return Mapped("concat", {"dim": call.dim(call.arg(1, "dim", 0))})
@@ -355,7 +392,17 @@ def flatten(call):
 
 @function("method:view", "method:reshape", torch.reshape)
 def reshape(call):
-    return _reshape(call)
+    mapped = _reshape(call)
+    if mapped is ALIAS or mapped.op != "reshape":
+        return mapped
+    # one size computed from the input's shape (ViT's n_h * n_w) is written -1, as a person
+    # would: the spec then takes other input sizes too
+    sizes = call.node.args[1:]
+    sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)) else sizes
+    computed = [i for i, size in enumerate(sizes[1:]) if isinstance(size, torch.fx.Node)]
+    if len(sizes) == len(call.out_shape) + 1 and len(computed) == 1 and -1 not in sizes:
+        mapped.attrs["shape"][computed[0]] = -1
+    return mapped
 
 
 def _reshape(call):
@@ -379,3 +426,8 @@ def mean(call):
     if not dims:
         raise Unsupported("it averages every element, the batch too", "a mean over given dims")
     return Mapped("mean", {"dims": [call.dim(d, rank) for d in dims], "keepdims": call.arg(2, "keepdim", False)})
+
+
+# the rest of the table (attention, indexing, tensors read directly); imported last, as it
+# registers into the tables above
+from archc.importers import torch_ops_seq  # noqa: E402

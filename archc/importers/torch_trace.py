@@ -6,7 +6,8 @@ call with its module path (``layer1.0.conv1``), and every call carries the stack
 modules around it (``nn_module_stack``): the structure that archc/importers/torch_blocks.py
 turns into blocks. Shapes come from running the traced graph on the example input
 (``ShapeProp``). Where fx cannot trace a forward (data-dependent control flow), the error
-says so and where.
+says so and where. Tensors ``forward`` reads as attributes (``get_attr``) are handed to
+the call that reads them, which claims them (torch_ops_seq.py) or is an error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 import torch.fx as fx
 from torch.fx.passes.shape_prop import ShapeProp
 
-from archc.importers.torch_ops import ALIAS, FUNCTIONS, MODULES, Call, Unsupported
+from archc.importers.torch_ops import ALIAS, FUNCTIONS, MODULES, Call, Param, Unsupported
+from archc.importers.torch_ops_seq import PARAM_VIEWS
 
 # the containers whose children take their place (the ids become dotted: features.0)
 CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
@@ -36,6 +38,7 @@ class Item:
     stack: list
     path: str | None = None
     tensors: dict = field(default_factory=dict)
+    shape: tuple = ()  # the output's shape, batch excluded
 
 
 class TraceFailed(Exception):
@@ -69,13 +72,37 @@ def trace(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
 
 def _shape(node) -> tuple | None:
     meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    if isinstance(meta, (tuple, list)) and meta and not hasattr(meta, "shape"):
+        meta = meta[0]  # several outputs: archc keeps the first (nn.MultiheadAttention's; its mapping checks)
     return tuple(meta.shape[1:]) if hasattr(meta, "shape") else None
 
 
-def _tensor_inputs(node) -> list:
+def _tensor_inputs(node, params: dict) -> list:
+    """The computed tensors a node reads (tensor attributes, in ``params``, excluded)."""
     found = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if _shape(n) is not None else None)
+    fx.node.map_arg((node.args, node.kwargs),
+                    lambda n: found.append(n) if _shape(n) is not None and n.name not in params else None)
     return found
+
+
+def _params_read(node, params: dict) -> dict:
+    found = {}
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.update({n.name: params[n.name]})
+                    if n.name in params else None)
+    return found
+
+
+def _param(gm, node) -> Param | None:
+    """The parameter or persistent buffer a ``get_attr`` reads, or None (another tensor)."""
+    owner_path, _, name = node.target.rpartition(".")
+    try:
+        owner = gm.get_submodule(owner_path)
+    except AttributeError:
+        return None
+    value = owner._parameters.get(name)
+    if value is None and name not in owner._non_persistent_buffers_set:
+        value = owner._buffers.get(name)
+    return Param(node.target, value.detach()) if value is not None else None
 
 
 def _stack(node, own: str | None) -> list:
@@ -89,7 +116,7 @@ def _stack(node, own: str | None) -> list:
 def items(gm: fx.GraphModule) -> tuple[list[Item], list[str], list[TraceFailed]]:
     """The layers of ``gm`` in order, the names of the output values, and the calls the table
     cannot map (collected, not raised, so one error lists them all)."""
-    out, errors, alias, owners = [], [], {}, {}
+    out, errors, alias, owners, params = [], [], {}, {}, {}
     resolve = lambda n: alias.get(n.name, n.name)  # noqa: E731
     outputs = []
     for node in gm.graph.nodes:
@@ -98,13 +125,17 @@ def items(gm: fx.GraphModule) -> tuple[list[Item], list[str], list[TraceFailed]]
         elif node.op == "output":
             fx.node.map_arg(node.args, lambda n: outputs.append(resolve(n)))
         elif node.op in ("call_module", "call_function", "call_method") and _shape(node) is not None:
+            read = _params_read(node, params)
+            if read and _key(node) in PARAM_VIEWS and not _tensor_inputs(node, params):
+                params[node.name] = next(iter(read.values()))  # token.expand(B, -1, -1): the token
+                continue
             try:
-                item = _item(gm, node, resolve)
+                item = _item(gm, node, resolve, params)
             except Unsupported as exc:
                 errors.append(TraceFailed(_where(node), exc.message, exc.need))
                 continue
             if item is None:
-                ins = _tensor_inputs(node)
+                ins = _tensor_inputs(node, params)
                 alias[node.name] = resolve(ins[0]) if ins else "input"
                 continue
             if item.path and item.tensors:
@@ -115,9 +146,18 @@ def items(gm: fx.GraphModule) -> tuple[list[Item], list[str], list[TraceFailed]]
                 owners[item.path] = item
             out.append(item)
         elif node.op == "get_attr":
-            errors.append(TraceFailed(node.target, "forward reads a tensor attribute directly",
-                                      "the tensor inside a module archc maps (a layer owns its tensors)"))
+            p = _param(gm, node)
+            if p is None:
+                errors.append(TraceFailed(node.target, "forward reads a tensor attribute that is neither a "
+                                          "parameter nor a persistent buffer", "the tensor as a module's "
+                                          "parameter or buffer (a layer owns its tensors)"))
+            else:
+                params[node.name] = p
     return out, outputs, errors
+
+
+def _key(node):
+    return node.target if node.op == "call_function" else f"method:{node.target}"
 
 
 def _where(node) -> str:
@@ -128,9 +168,10 @@ def _where(node) -> str:
     return f"{node.name}{inside}"
 
 
-def _item(gm, node, resolve) -> Item | None:
-    ins = _tensor_inputs(node)
-    call = Call(node, [_shape(n) for n in ins], _shape(node))
+def _item(gm, node, resolve, params) -> Item | None:
+    ins = _tensor_inputs(node, params)
+    read = _params_read(node, params)
+    call = Call(node, [_shape(n) for n in ins], _shape(node), read, ins)
     path = None
     if node.op == "call_module":
         mod = gm.get_submodule(node.target)
@@ -140,14 +181,22 @@ def _item(gm, node, resolve) -> Item | None:
                               "an op computing it (`archc ops` lists those archc has)")
         mapped = mapper(mod, call)
     else:
-        key = node.target if node.op == "call_function" else f"method:{node.target}"
-        mapper = FUNCTIONS.get(key)
+        mapper = FUNCTIONS.get(_key(node))
         if mapper is None:
             name = getattr(node.target, "__name__", str(node.target))
             raise Unsupported(f"archc has no op for {'method .' if node.op == 'call_method' else ''}{name}()",
                               "an op computing it (`archc ops` lists those archc has)")
         mapped = mapper(call)
+    unclaimed = {p.key for p in read.values()} - set(() if mapped is ALIAS else mapped.claims)
+    if unclaimed:
+        raise Unsupported(f"it reads the tensor attribute {', '.join(sorted(unclaimed))} directly",
+                          "the tensor inside a module archc maps, or a use archc recognises "
+                          "(class token, positional table, layer scale, layer norm)")
     if mapped is ALIAS:
         return None
-    return Item(node.name, mapped.op, mapped.attrs, [resolve(n) for n in ins], _stack(node, path),
-                path, mapped.tensors)
+    stack = _stack(node, path)  # a function's layer (path: its tensors' owner) stays in its scope
+    if mapped.path is not None:
+        path = mapped.path
+    used = ins if mapped.inputs is None else [ins[i] for i in mapped.inputs]
+    return Item(node.name, mapped.op, mapped.attrs, [resolve(n) for n in used], stack, path, mapped.tensors,
+                _shape(node))

@@ -9,6 +9,7 @@ spread a small map); num_classes=10 keeps the heads small. Each model is built o
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 import archc
 from archc.cli import main
 from archc.errors import SpecErrors
+from archc.zoo import zoo_dir
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
@@ -69,7 +71,7 @@ def test_resnet50_from_the_cli_is_one_block_and_validates_with_the_published_cou
     assert result.output.startswith(f"wrote {out}: 175 layers from 177 traced nodes,")
     assert "25,557,032 parameters, 4.09 G MACs, output [1000]" in result.output
     text = out.read_text()
-    hand_written = (archc.zoo.zoo_dir() / "resnet50.yaml").read_text()
+    hand_written = (zoo_dir() / "resnet50.yaml").read_text()
     assert _lines(text) <= 2 * _lines(hand_written)
     # one bottleneck block; the projection shortcut is conditional; the stages repeat it
     assert re.findall(r"^  (\w+):$", text, re.M) == ["bottleneck"]
@@ -164,3 +166,101 @@ def test_from_torch_is_public_and_unknown_torchvision_names_are_said():
     assert result.exit_code == 1
     assert result.output.startswith("torchvision:resnet5: error: torchvision has no classification model "
                                     "'resnet5' — did you mean `resnet50`")
+
+
+# ViT-B/16 and ConvNeXt-T: nn.MultiheadAttention, the tensors forward reads directly (ViT's
+# class_token and encoder.pos_embedding, ConvNeXt's layer_scale and LayerNorm2d's
+# F.layer_norm weights), permutes and x[:, 0]. 32×32 is the smallest input both take (ViT:
+# image_size=32, 2×2 patches + the class token = 5 tokens; ConvNeXt: /32 down to 1×1).
+# torchvision starts the layer scales at 1e-6 and ViT's head at zeros, which would hide a
+# misplaced tensor: every tensor gets a random offset first.
+BARE = {"vit_b_16": 2, "convnext_tiny": 18}  # class_token, encoder.pos_embedding; a layer scale per block
+
+
+def _offset_model(name: str):
+    torch.manual_seed(0)
+    extra = {"image_size": 32} if name == "vit_b_16" else {}
+    model = torchvision.models.get_model(name, weights=None, num_classes=10, **extra).eval()
+    noise = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=noise), alpha=0.02)
+    return model
+
+
+def _reference_macs(name: str, model, x) -> int:
+    """torch's flop counter; for ViT in training mode (dropouts 0, the same function): in eval
+    nn.MultiheadAttention takes a fused path (torch._native_multi_head_attention) the counter
+    does not see on the CPU. What training mode adds must be the attention by formula: per
+    layer the q, k, v and output projections 4·L·D² and Q·Kᵀ, A·V 2·L²·D (L = 5, D = 768)."""
+    if name != "vit_b_16":
+        return torch_macs(model, x)
+    seen_in_eval = torch_macs(model, x)
+    try:
+        full = torch_macs(model.train(), x)
+    finally:
+        model.eval()
+    tokens, width, layers = 5, 768, 12
+    assert full - seen_in_eval == layers * (4 * tokens * width ** 2 + 2 * tokens ** 2 * width)
+    return full
+
+
+@pytest.mark.parametrize("name", ["vit_b_16", "convnext_tiny"])
+def test_vit_and_convnext_import_with_their_names_counts_and_outputs(name):
+    model = _offset_model(name)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    text = archc.from_torch(model, x[:1], name=name)
+    summary = archc.load(text=text).summary
+    assert summary.total_params == sum(p.numel() for p in model.parameters())
+    assert summary.buffers == sum(b.numel() for b in model.buffers()) == 0
+    assert summary.macs == _reference_macs(name, model, x)
+    built = archc.build(text=text, seed=3).eval()
+    # torchvision's keys; a bare tensor X (class_token) is archc's one-tensor layer X.weight
+    theirs = set(model.state_dict())
+    bare = {k for k in built.state_dict() if k.removesuffix(".weight") in theirs - {k}}
+    assert {k.removesuffix(".weight") if k in bare else k for k in built.state_dict()} == theirs
+    assert len(bare) == BARE[name]
+    report = archc.load_weights(built, model.state_dict())
+    assert report.ok and report.complete and report.count("name") == len(model.state_dict())
+    with torch.no_grad():
+        want = model(x)
+        assert want.abs().max() > 0.5  # not torchvision's zero head
+        assert (built(x) - want).abs().max().item() <= 1e-5
+
+
+def test_convnext_blocks_follow_the_input_width_and_repeat_with_a_growing_drop_rate():
+    text = archc.from_torch(_offset_model("convnext_tiny"), torch.zeros(1, 3, 32, 32))
+    assert re.findall(r"^  (\w+):$", text, re.M) == ["cnblock"]  # torchvision's Permute is inlined
+    assert ("      - conv2d: {out: $input.channels, kernel: 7, padding: 3, groups: $input.channels, "
+            "id: block.0}\n") in text
+    assert "      - linear: {out: $input.channels * 4, id: block.3}\n" in text
+    # stochastic depth 0.1 · k / 17 over the 18 blocks: linear in $index within each stage
+    assert "  - cnblock: {p: $(0.0352941176 + 0.00588235294 * $index), repeat: 9, id: features.5}\n" in text
+    assert "  - layernorm: {eps: 1.0e-06, id: features.0.1}\n" in text  # LayerNorm2d, inlined
+
+
+def test_vit_b_16_from_the_cli_has_the_zoo_specs_counts(tmp_path):
+    """At 224: the published 86,567,656 parameters and 17.56 G MACs; against
+    specs/vit_b_16.yaml archc diff finds the same nodes and counts, renames only (the zoo
+    spec repeats its layers as encoder.layers.N, torchvision names them encoder_layer_N)."""
+    runner = CliRunner()
+    out = tmp_path / "vit.yaml"
+    result = runner.invoke(main, ["import", "torchvision:vit_b_16", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"wrote {out}: 141 layers from 236 traced nodes, 42 lines, "
+                             "86,567,656 parameters, 17.56 G MACs, output [1000]\n")
+    text = out.read_text()
+    assert "  - reshape: {shape: [768, -1]}\n" in text  # n_h · n_w, computed from the input: -1
+    assert text.count("  - encoder_block: {id: encoder.layers.encoder_layer_") == 12
+    diff = runner.invoke(main, ["diff", str(zoo_dir() / "vit_b_16.yaml"), str(out), "--format", "json"])
+    assert diff.exit_code == 0, diff.output
+    report = json.loads(diff.output)
+    assert [t["delta"] for t in report["totals"]] == [0, 0, 0, 0]  # params, buffers, MACs, nodes
+    assert report["a"]["nodes"] == 141
+    renamed = [n for n in report["nodes"] if n["status"] != "same"]
+    assert {n["status"] for n in renamed} == {"renamed"} and len(renamed) == 12 * 11
+    assert all(re.fullmatch(r"encoder\.layers\.(\d+)\..+", n["a"]) and
+               n["b"].startswith("encoder.layers.encoder_layer_" + n["a"].split(".")[2] + ".") for n in renamed)
+    # the zoo spec's checkpoint: the encoder layers' keys differ (and the MLP's linear_1/mlp.0)
+    assert report["checkpoint"]["other_shape"] == []
+    assert {k.split(".")[1] for k in report["checkpoint"]["missing"] + report["checkpoint"]["unexpected"]} == {"layers"}
