@@ -189,3 +189,11 @@ def test_shard_rows_follow_torch_chunk():
             chunks = torch.arange(rows).chunk(n)
             assert [parallel.shard_rows(rows, n, r) for r in range(n)] == \
                 [len(chunks[r]) if r < len(chunks) else 0 for r in range(n)], (rows, n)
+
+
+def test_json_md_names_every_field_of_the_plan_schema():
+    schema = json.loads((HERE.parents[1] / "archc" / "report" / "plan.schema.json").read_text())
+    text = (HERE.parents[1] / "docs" / "json.md").read_text()
+    share = schema["properties"]["per_process"]["oneOf"][1]["properties"]
+    names = list(schema["properties"]["settings"]["properties"]) + list(share) + list(share["bytes"]["properties"])
+    assert [n for n in names if f"`{n}`" not in text and f'"{n}"' not in text] == []
