@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 
 from archc.analysis.memory import MARGIN, MemoryPlan, Settings, largest_batch, plan
-from archc.analysis.parallel import STRATEGIES, ProcessPlan, frozen_nodes
 from archc.ir.graph import Graph
 from archc.printable import markdown_text, printable
 from archc.report import numbers as N
 
 FORMAT = "archc.plan/1"
 PRECISIONS = ("fp32", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp")  # archc/train/config.py's; archc.analysis.parallel is imported only when used
 
 
 def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, device="cuda", freeze=None) -> Settings:
@@ -30,7 +30,12 @@ def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, devic
         amp = cfg.get("amp", "auto")
         precision = ("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") \
             if device == "cuda" else ("bf16" if amp == "bf16" else "fp32")
-    frozen = frozen_nodes(graph, freeze if freeze is not None else cfg.get("freeze"))
+    patterns = freeze if freeze is not None else cfg.get("freeze")
+    frozen = frozenset()
+    if patterns:
+        from archc.analysis.parallel import frozen_nodes
+
+        frozen = frozen_nodes(graph, patterns)
     return Settings(batch=batch or cfg.get("batch_size", 32), optimizer=name,
                     momentum=float(opt.get("momentum", 0.0)) if own else 0.0,
                     weight_decay=float(opt.get("weight_decay") or 0.0) if own else 0.0,
@@ -96,7 +101,8 @@ def make(graph: Graph, settings: Settings, memory: int | None = None, nproc: int
     return doc
 
 
-def per_process(share: ProcessPlan) -> dict:
+def per_process(share) -> dict:
+    """A ProcessPlan (archc/analysis/parallel.py) as plain data."""
     parts = ("params", "buffers", "gradients", "optimizer_state", "activations", "transient", "buckets",
              "gathered", "unsharded_gradients")
     return {"strategy": share.strategy, "nproc": share.nproc, "batch_size": share.batch,
