@@ -20,6 +20,7 @@ from archc.importers.onnx_attention import recognise as recognise_attention
 from archc.importers.onnx_tokens import recognise as recognise_class_tokens
 from archc.importers.onnx_fold import fold
 from archc.importers.onnx_names import make_ids
+from archc.importers.onnx_ops_seq import recognise as recognise_recurrent
 from archc.importers.onnx_read import INT64, FLOAT, OnnxGraph, fail, read_onnx
 from archc.importers.onnx_spec import spec_text, state_dict
 from archc.importers.onnx_table import MAPPERS, Context, Unsupported
@@ -30,8 +31,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 # what archc would need for ONNX ops the table does not map (the fix of the error)
 NEEDS = {
     "GlobalMaxPool": "a global max pool op",
-    "LSTM": "the importer to reorder ONNX's LSTM gates into archc's lstm (not done yet)",
-    "GRU": "the importer to reorder ONNX's GRU gates into archc's gru (not done yet)",
     "Einsum": "the einsum's pattern as one archc op (attention is not recovered yet)",
     "Loop": "control flow, which archc's static graphs do not have",
     "If": "control flow, which archc's static graphs do not have",
@@ -91,6 +90,7 @@ def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
     """Import ``model`` without writing anything (``archc diff`` of an .onnx file)."""
     g = read_onnx(model)
     nodes = recognise_class_tokens(g, recognise_attention(g, fold(g)))
+    nodes = recognise_recurrent(g, nodes)
     input_ids = _check_input(g)
     ctx = Context(g, nodes)
     layers, errors = [], []

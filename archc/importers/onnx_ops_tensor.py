@@ -21,6 +21,9 @@ def _to_shape(node, ctx, x: str, rest: list) -> list[Layer]:
     """A layer giving each sample of ``x`` the shape ``rest``: none when it has it already,
     flatten when ``rest`` is one flat dimension of a tensor of rank 2 or more, else reshape."""
     shape = ctx.shape(x)[1:]
+    if None in shape:
+        raise Unsupported(f"the shape of its input {x} is not fully known ({list(shape)})",
+                          "a graph whose every value has an inferable shape")
     size = math.prod(shape)
     known = [d for d in rest if d != -1]
     if rest.count(-1) > 1 or (rest.count(-1) == 0 and math.prod(known) != size) \

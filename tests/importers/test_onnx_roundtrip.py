@@ -44,7 +44,6 @@ BATCHNORMS = {"batchnorm1d", "batchnorm2d", "batchnorm3d"}
 NOT_YET = {
     "vgg16": "(GatherND): archc has no op for ONNX's GatherND",  # adaptive pool 1×1 -> 7×7
     "gpt_tiny": "it multiplies two computed tensors (as attention's q·kᵀ does)",
-    "lstm_digits": "(LSTM): archc has no op for ONNX's LSTM",
 }
 # not exported again here: they stop at the same error as the network named
 SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "vgg16_bn": "vgg16", "gpt2": "gpt_tiny",
