@@ -91,9 +91,10 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
             continue  # not attention: the MatMul mapper says what it is
         try:
             fused, region = _match(graph, node, *tail)
-        except Unsupported as exc:
-            replace[id(node)] = Fused("MatMul", node.name, node.inputs, node.outputs,
+        except Unsupported as exc:  # said once, at q·kᵀ: the scale, mask, softmax and ·v go with it
+            replace[id(node)] = Fused(FUSED, node.name, node.inputs, node.outputs,
                                       {"error": (exc.message, exc.need)})
+            dropped.update(id(n) for n in tail[0] + [tail[1], tail[2], tail[3]] if n is not None)
             continue
         last = max(region, key=lambda n: nodes.index(n))
         replace[id(last)] = fused
@@ -116,10 +117,9 @@ def _to_softmax(graph: _Graph, scores: Node):
         value = n.outputs[0]
     if n is None:
         return None
-    av = graph.only_reader(n.outputs[0])
-    if av is None or av.op != "MatMul" or av.inputs[0] != n.outputs[0] or not graph.computed(av.inputs[1]):
-        return None
-    return scaled, mask, n, av
+    av = [r for r in graph.readers.get(n.outputs[0], []) if r.op == "MatMul" and r.inputs[0] == n.outputs[0]
+          and graph.computed(r.inputs[1])]  # other readers are the closure check's to name
+    return (scaled, mask, n, av[0]) if len(av) == 1 else None
 
 
 def _scalar(graph: _Graph, name):

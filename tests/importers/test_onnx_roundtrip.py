@@ -7,7 +7,8 @@ that exporter writes). The others go through torch.onnx's TorchScript exporter
 (``dynamo=False``) on the module ``archc.build`` makes: under a second per network, where a
 dynamo export takes 10 to 30 s on two cores; the importer reads both exporters' files.
 
-Counts: both exporters fold each batch norm that follows a convolution into that
+Counts: a position table longer than the input (gpt's context) is exported as the rows
+the input reads, so the imported pos_embedding has only those. Both exporters fold each batch norm that follows a convolution into that
 convolution (its scale into the weights, its shift into the bias), so the imported spec has
 no such batch norm. The TorchScript exporter gives the convolution a bias when it had none;
 the dynamo exporter's optimiser drops a bias that is all zeros (the shift of a freshly
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -43,12 +45,11 @@ BATCHNORMS = {"batchnorm1d", "batchnorm2d", "batchnorm3d"}
 # what archc cannot import yet, and the error that says so
 NOT_YET = {
     "vgg16": "(GatherND): archc has no op for ONNX's GatherND",  # adaptive pool 1×1 -> 7×7
-    "gpt_tiny": "it multiplies two computed tensors (as attention's q·kᵀ does)",
 }
 # not exported again here: they stop at the same error as the network named
-SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "vgg16_bn": "vgg16", "gpt2": "gpt_tiny",
-           "vit_b_16": "gpt_tiny"}
-DYNAMO = {"resnet18"} | set(NOT_YET)
+SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "vgg16_bn": "vgg16"}
+# gpt_tiny: attention as the dynamo exporter writes it (gpt2 and vit_b_16 take TorchScript's form)
+DYNAMO = {"resnet18", "gpt_tiny"} | set(NOT_YET)
 
 
 def zoo_networks() -> list:
@@ -91,6 +92,8 @@ def expected_counts(graph, model, dynamo: bool) -> tuple[int, int]:
     params, buffers = graph.summary.total_params, graph.summary.buffers
     biases = dict(model.named_parameters())
     for node in graph.nodes:
+        if node.op == "pos_embedding":  # the exported rows: [L, D] of the [max_len, D] table
+            params -= node.meta["params"] - math.prod(node.meta["shape"])
         source = node.inputs[0]
         if node.op not in BATCHNORMS or source == "input":
             continue
@@ -101,8 +104,9 @@ def expected_counts(graph, model, dynamo: bool) -> tuple[int, int]:
             if not dynamo and f"{source}.bias" not in biases:
                 params += conv.attrs["out"]  # the folded shift becomes a bias
     if dynamo:
+        ops = {node.name: node.op for node in graph.nodes}
         params -= sum(p.numel() for n, p in biases.items() if n.endswith(".bias") and not p.any()
-                      and graph.node(n[: -len(".bias")]).op in CONVS | TRANSPOSED | {"linear"})
+                      and ops.get(n[: -len(".bias")]) in CONVS | TRANSPOSED | {"linear"})
     return params, buffers
 
 
@@ -132,7 +136,9 @@ def test_zoo_round_trip(path, stem, network, tmp_path):
         x = random_input(graph, batch, seed=batch)
         with torch.no_grad():
             ours, theirs = imported(torch.from_numpy(x)), original(torch.from_numpy(x))
-        # the spec computes the file's values; the file differs from the original module by
-        # the float32 rounding of the folded batch norms
-        assert np.abs(run_onnx(tmp_path / "model.onnx", x)[0] - ours.numpy()).max() <= 1e-5
+        # the spec computes the file's values (within 1e-5, relative to the largest value
+        # beyond 1: gpt2's logits reach 70, where float32's spacing is 7.6e-6); the file differs
+        # from the original module by the float32 rounding of the folded batch norms
+        file = run_onnx(tmp_path / "model.onnx", x)[0]
+        assert np.abs(file - ours.numpy()).max() <= 1e-5 * max(1.0, np.abs(file).max())
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
