@@ -536,7 +536,7 @@ class Renderer:
                 entry["id"] = names[first + count - 1]
             text.append(f"{indent}- {line.kind}: {_flow(entry)}" if entry else f"{indent}- {line.kind}")
             previous = first + count - 1
-        if outputs and [names.get(r, r) for r in outputs] != [names.get(len(lines) - 1)]:
+        if outputs and list(outputs) != [len(lines) - 1]:  # anything but the last line (named or not)
             text.append(f"outputs: {_flow([r if r == 'input' else names[r] for r in outputs])}")
         return text
 

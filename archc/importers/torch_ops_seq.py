@@ -72,6 +72,8 @@ def _weights_read(node) -> bool:
 def getitem(call):
     source, index = call.node.args[:2]
     meta = source.meta.get("tensor_meta")
+    if getattr(source, "target", None) in PIECES:  # x.chunk(2, dim=1)[k]: ShuffleNet's halves
+        return _piece(source, index, len(call.in_shapes[0]) + 1)
     if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):  # one output of several
         if index == 0:
             return ALIAS  # nn.MultiheadAttention's output (its weights unread: checked there)
@@ -93,6 +95,30 @@ def getitem(call):
     raise Unsupported(f"it indexes with {i!r}", "an integer or a constant slice (select, slice)")
 
 
+# torch.chunk / torch.split: the call passes its input on, each x[k] of its result is one
+# archc layer taking piece k (archc's chunk and split output one piece each)
+PIECES = {"chunk": "chunk", torch.chunk: "chunk", "split": "split", torch.split: "split"}
+
+
+@function(torch.chunk, "method:chunk", torch.split, "method:split")
+def pieces(call):
+    return ALIAS
+
+
+def _piece(source, index: int, rank: int) -> Mapped:
+    args, kwargs = source.args, source.kwargs
+    op = PIECES[source.target]
+    sizes = args[1] if len(args) > 1 else kwargs.get("chunks" if op == "chunk" else "split_size_or_sections")
+    dim = (args[2] if len(args) > 2 else kwargs.get("dim", 0)) % rank
+    if dim == 0:
+        raise Unsupported("it splits the batch dimension", f"a {op} along another dimension")
+    if op == "chunk":
+        return Mapped("chunk", {"chunks": sizes, "dim": dim - 1, "index": index})
+    meta = source.meta["tensor_meta"]
+    sizes = [int(m.shape[dim]) for m in meta]  # an int split size: the pieces' actual sizes
+    return Mapped("split", {"sizes": sizes, "dim": dim - 1, "index": index})
+
+
 def _full(i) -> bool:
     return isinstance(i, slice) and i == slice(None)
 
@@ -107,6 +133,17 @@ def permute(call):
         raise Unsupported("it moves the batch dimension", "a permute that keeps the batch first")
     dims = [d - 1 for d in dims[1:]]
     return ALIAS if dims == sorted(dims) else Mapped("permute", {"dims": dims})
+
+
+@function(torch.transpose, "method:transpose", "method:swapaxes", torch.swapaxes)
+def transpose(call):
+    rank = len(call.in_shapes[0]) + 1
+    a, b = (call.arg(i, name) % rank for i, name in ((1, "dim0"), (2, "dim1")))
+    if 0 in (a, b):
+        raise Unsupported("it moves the batch dimension", "a transpose that keeps the batch first")
+    dims = list(range(rank - 1))
+    dims[a - 1], dims[b - 1] = dims[b - 1], dims[a - 1]
+    return ALIAS if a == b else Mapped("permute", {"dims": dims})  # ShuffleNet's channel shuffle
 
 
 # --------------------------------------------------------------------------- tensors read directly

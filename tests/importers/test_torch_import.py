@@ -25,7 +25,9 @@ torchvision = pytest.importorskip("torchvision")
 from macs_reference import torch_macs  # noqa: E402
 
 MODELS = ["alexnet", "vgg16", "resnet18", "resnet50", "googlenet", "mobilenet_v2", "densenet121",
-          "efficientnet_b0"]
+          "efficientnet_b0",
+          "squeezenet1_0",  # its output is an unnamed flatten: no `outputs:` line
+          "shufflenet_v2_x0_5"]  # the channel shuffle (view, transpose, view) and x.chunk(2, dim=1)
 
 
 def _model(name: str):
