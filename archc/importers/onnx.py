@@ -19,6 +19,7 @@ from archc.importers import onnx_ops, onnx_ops_tensor  # noqa: F401  (registers 
 from archc.importers.onnx_attention import recognise as recognise_attention
 from archc.importers.onnx_tokens import recognise as recognise_class_tokens
 from archc.importers.onnx_fold import fold
+from archc.importers.onnx_fold_pool import recognise as recognise_adaptive_pools
 from archc.importers.onnx_names import make_ids
 from archc.importers.onnx_ops_seq import recognise as recognise_recurrent
 from archc.importers.onnx_read import INT64, FLOAT, OnnxGraph, fail, read_onnx
@@ -40,8 +41,8 @@ NEEDS = {
     "Sub": "the pattern it belongs to as one archc op (a layer norm, a normalisation)",
     "Pow": "the pattern it belongs to as one archc op (a layer norm, rmsnorm)",
     "Sqrt": "the pattern it belongs to as one archc op (a layer norm, attention's scaling)",
-    "GatherND": "the adaptive pooling torch exports as GatherND and ReduceMean as one op "
-                "(adaptive_avgpool2d); an input size whose bins divide evenly avoids it",
+    "GatherND": "an op for this gather: archc imports GatherND only as torch's adaptive average "
+                "pooling, whose indices, masks and sums it checks against torch's windows",
 }
 
 
@@ -90,7 +91,7 @@ def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
     """Import ``model`` without writing anything (``archc diff`` of an .onnx file)."""
     g = read_onnx(model)
     nodes = recognise_class_tokens(g, recognise_attention(g, fold(g)))
-    nodes = recognise_recurrent(g, nodes)
+    nodes = recognise_recurrent(g, recognise_adaptive_pools(g, nodes))
     input_ids = _check_input(g)
     ctx = Context(g, nodes)
     layers, errors = [], []

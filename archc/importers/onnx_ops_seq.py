@@ -370,11 +370,9 @@ def _hint(node: Node, g) -> str:
     path = node.name.strip("/").rsplit("/", 1)
     if len(path) == 2 and path[0]:
         return path[0]
-    for proto in (p for p in g.nodes if p.name == node.name and node.name):
-        scopes = {m.key: m.value for m in proto.metadata_props}.get("pkg.torch.onnx.name_scopes")
-        path = [s for s in ast.literal_eval(scopes)[1:-1] if s] if scopes else []  # ['', 'rnn', 'lstm']
-        if path:
-            return ".".join(path)
+    scope = module_scope(node, g)
+    if scope:
+        return scope
     producer = {o: p for p in g.nodes for o in p.output}
     todo, seen = [i for i in node.inputs[1:4] if i], set()
     while todo:
@@ -386,6 +384,16 @@ def _hint(node: Node, g) -> str:
             seen.add(value)
             todo += [i for i in producer[value].input if i]
     return node.outputs[0]
+
+
+def module_scope(node: Node, g) -> str:
+    """The torch module the dynamo exporter says ``node`` comes from (its name scopes
+    ``['', 'rnn', 'lstm']``: the root, the modules, the aten op), or ''."""
+    for proto in (p for p in g.nodes if p.name == node.name and node.name):
+        scopes = {m.key: m.value for m in proto.metadata_props}.get("pkg.torch.onnx.name_scopes")
+        if scopes:
+            return ".".join(s for s in ast.literal_eval(scopes)[1:-1] if s)  # a list literal, no eval
+    return ""
 
 
 @maps("LSTM", "GRU")

@@ -43,13 +43,13 @@ CONVS = {"conv1d", "conv2d", "conv3d"}
 TRANSPOSED = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 BATCHNORMS = {"batchnorm1d", "batchnorm2d", "batchnorm3d"}
 # what archc cannot import yet, and the error that says so
-NOT_YET = {
-    "vgg16": "(GatherND): archc has no op for ONNX's GatherND",  # adaptive pool 1×1 -> 7×7
-}
+NOT_YET: dict = {}
 # not exported again here: they stop at the same error as the network named
-SAME_AS = {"alexnet": "vgg16", "vgg19": "vgg16", "vgg16_bn": "vgg16"}
-# gpt_tiny: attention as the dynamo exporter writes it (gpt2 and vit_b_16 take TorchScript's form)
-DYNAMO = {"resnet18", "gpt_tiny"} | set(NOT_YET)
+SAME_AS: dict = {}
+# gpt_tiny: attention as the dynamo exporter writes it (gpt2 and vit_b_16 take TorchScript's form);
+# alexnet and the vggs at small inputs: an adaptive pool whose output does not divide its input
+# (1×1 -> 7×7), which the TorchScript exporter refuses and dynamo writes as GatherND
+DYNAMO = {"resnet18", "gpt_tiny", "alexnet", "vgg16", "vgg19", "vgg16_bn"} | set(NOT_YET)
 
 
 def zoo_networks() -> list:
