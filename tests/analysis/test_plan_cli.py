@@ -79,6 +79,19 @@ def test_nothing_fits_and_bad_sizes_are_said():
     assert parse_bytes("512MiB") == 512 * 2**20 and parse_bytes("24GB") == 24 * 10**9
 
 
+@pytest.mark.parametrize("section", [{}, "adam", {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
+                                                  "lr": 0.1}, {"name": "adamw", "lr": 3e-4}, {"momentum": 1},
+                                     {"name": "adam", "betas": [0.9, 0.95]}])
+def test_the_optimizer_is_read_as_training_converts_it(section):
+    """The plan reads plain optimizer sections without importing archc/train/config.py."""
+    from archc.report.plan import _optimizer
+    from archc.train.config import OptimizerConfig, convert
+
+    c = convert(OptimizerConfig, section, "train.optimizer")
+    assert _optimizer(section) == {"name": c.name, "momentum": c.momentum, "weight_decay": c.weight_decay,
+                                   "nesterov": c.nesterov}
+
+
 def test_plan_does_not_import_torch():
     code = ("import sys\nfrom click.testing import CliRunner\nfrom archc.cli import main\n"
             "r = CliRunner().invoke(main, ['plan', 'specs/resnet50.yaml', '--batch-size', '32', '--memory', '24GiB'])\n"
