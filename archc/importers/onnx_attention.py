@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archc.importers import onnx_attention_eval
 from archc.importers.onnx_fold import BATCH, Node
 from archc.importers.onnx_table import Layer, Unsupported, maps
 
@@ -90,7 +91,13 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
         if tail is None:
             continue  # not attention: the MatMul mapper says what it is
         try:
-            fused, region = _match(graph, node, *tail)
+            try:
+                fused, region = _match(graph, node, *tail)
+            except Unsupported:  # a layout not followed step by step: by evaluation, or the error
+                found = onnx_attention_eval.match(graph, node, *tail)
+                if found is None:
+                    raise
+                fused, region = found
         except Unsupported as exc:  # said once, at q·kᵀ: the scale, mask, softmax and ·v go with it
             replace[id(node)] = Fused(FUSED, node.name, node.inputs, node.outputs,
                                       {"error": (exc.message, exc.need)})
@@ -397,21 +404,26 @@ def _fused(scores: Node, projections: list[_Proj], out: _Proj, output: str, head
     if k.x != v.x:
         raise Unsupported("its keys and values are projected from different tensors",
                           "attention with separate key and value inputs")
-    biases = [p.bias for p in (q, k, v, out)]
-    if any(b is None for b in biases) and any(b is not None for b in biases):
-        raise Unsupported("some of its projections have a bias and others none",
-                          "attention with a bias switch per projection (archc's `bias` sets all four)")
-    bias = biases[0] is not None
-    tensors = {"in_proj_weight": np.concatenate([q.weight, k.weight, v.weight])}
-    if bias:
-        tensors["in_proj_bias"] = np.concatenate([q.bias, k.bias, v.bias])
-    tensors["out_proj.weight"] = out.weight
-    if bias:
-        tensors["out_proj.bias"] = out.bias
-    attrs = {"heads": heads, "causal": causal, "bias": bias, "hint": _name(scores),
-             "tensors": {k_: np.ascontiguousarray(t, dtype=np.float32) for k_, t in tensors.items()}}
+    bias = None if all(p.bias is None for p in (q, k, v)) else np.concatenate(
+        [p.bias if p.bias is not None else np.zeros(len(p.weight)) for p in (q, k, v)])
+    attrs = {"heads": heads, "causal": causal, "hint": _name(scores)} | weights(
+        np.concatenate([q.weight, k.weight, v.weight]), bias, out.weight, out.bias)
     inputs = [q.x] if q.x == k.x else [q.x, k.x]
     return Fused(FUSED, scores.name, inputs, [output], attrs)
+
+
+def weights(in_weight, in_bias, out_weight, out_bias) -> dict:
+    """``bias`` and ``tensors`` of the layer. archc's ``bias`` switches all four biases: one
+    the file lacks is zeros (the dynamo exporter drops an all-zero bias, such as a fresh
+    out_proj.bias), which computes the same and keeps the module's count."""
+    bias = in_bias is not None or out_bias is not None
+    tensors = {"in_proj_weight": in_weight}
+    if bias:
+        tensors["in_proj_bias"] = in_bias if in_bias is not None else np.zeros(len(in_weight))
+    tensors["out_proj.weight"] = out_weight
+    if bias:
+        tensors["out_proj.bias"] = out_bias if out_bias is not None else np.zeros(len(out_weight))
+    return {"bias": bias, "tensors": {k: np.ascontiguousarray(t, dtype=np.float32) for k, t in tensors.items()}}
 
 
 @maps(FUSED)
