@@ -32,7 +32,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 # what archc would need for ONNX ops the table does not map (the fix of the error)
 NEEDS = {
     "GlobalMaxPool": "a global max pool op",
-    "Einsum": "the einsum's pattern as one archc op (attention is not recovered yet)",
+    "Einsum": "the einsum's pattern as one archc op (attention is recognised as MatMul/Softmax only)",
     "Loop": "control flow, which archc's static graphs do not have",
     "If": "control flow, which archc's static graphs do not have",
     "Scan": "control flow, which archc's static graphs do not have",

@@ -129,8 +129,8 @@ def matmul(node, ctx):
     b = ctx.const(node.inputs[1])
     if b is None:
         raise Unsupported("it multiplies two computed tensors (as attention's q·kᵀ does)",
-                          "its whole pattern as one archc op; attention is not recovered from an "
-                          "exported graph yet (write the spec's attention layer by hand)")
+                          "its whole pattern as one archc op (attention is recognised where the "
+                          "product goes through Softmax into another MatMul: docs/import.md)")
     if b.ndim != 2:
         raise Unsupported(f"it multiplies by a {b.ndim}-D constant", "a linear layer (a 2-D weight)")
     layer = Layer("linear", {"out": int(b.shape[1]), "bias": False}, [x], _out(node),
