@@ -262,16 +262,19 @@ def _resolve(op, node, ins, out, ctx, inputs, output, half):
 
 
 def largest_batch(graph: Graph, settings: Settings, memory: int, margin: float = MARGIN,
-                  limit: int = 1 << 24) -> tuple[int, MemoryPlan | None]:
+                  limit: int = 1 << 24, plan_of=None) -> tuple[int, MemoryPlan | None]:
     """The largest batch whose predicted peak fits in ``memory`` bytes less ``margin`` of
     it, and its plan; (0, None) when not even one sample fits. The peak grows with the
-    batch (every term is constant or linear in it), so a binary search finds it."""
+    batch (every term is constant or linear in it), so a binary search finds it.
+    ``plan_of(batch)``: another plan with a ``peak`` (one process's among N,
+    archc/analysis/parallel.py); by default :func:`plan` at that batch."""
     budget = memory * (1 - margin)
     plans: dict[int, MemoryPlan] = {}
+    plan_of = plan_of or (lambda b: plan(graph, _with_batch(settings, b)))
 
     def fits(b: int) -> MemoryPlan | None:
         if b not in plans:
-            plans[b] = plan(graph, _with_batch(settings, b))
+            plans[b] = plan_of(b)
         return plans[b] if plans[b].peak <= budget else None
 
     if fits(1) is None:

@@ -37,7 +37,8 @@ import fnmatch
 import math
 from dataclasses import dataclass, field, replace
 
-from archc.analysis.memory import FP32, MemoryPlan, Settings, optimizer_bytes, plan, step_temporaries
+from archc.analysis.memory import MARGIN, FP32, MemoryPlan, Settings, largest_batch, optimizer_bytes, plan, \
+    step_temporaries
 from archc.ir.graph import Graph
 
 STRATEGIES = ("ddp", "fsdp")
@@ -183,6 +184,24 @@ def fsdp_layout(graph: Graph, frozen=()) -> list[Unit]:
             units.append(Unit(path, tuple(Param(tuple(p.shape), p.requires_grad) for p in mine)))
     rest = [p for p in model.parameters() if id(p) not in taken]
     return [Unit("", tuple(Param(tuple(p.shape), p.requires_grad) for p in rest)), *units]
+
+
+def share(graph: Graph, settings: Settings, nproc: int, strategy: str, units: list[Unit] | None = None) -> ProcessPlan:
+    """One process's plan under ``strategy`` ("ddp" or "fsdp")."""
+    if strategy == "fsdp":
+        return fsdp(graph, settings, nproc, units)
+    return ddp(graph, settings, nproc)
+
+
+def largest_global_batch(graph: Graph, settings: Settings, nproc: int, strategy: str, memory: int,
+                         margin: float = MARGIN) -> tuple[int, ProcessPlan | None]:
+    """The largest global batch (a multiple of ``nproc``) whose peak per process fits in
+    ``memory`` bytes less ``margin`` on every process, and that process's plan; (0, None)
+    when one example per process does not fit."""
+    units = fsdp_layout(graph, settings.frozen) if strategy == "fsdp" else None
+    per, fit = largest_batch(graph, settings, memory, margin, plan_of=lambda b: share(
+        graph, replace(settings, batch=b * nproc), nproc, strategy, units))
+    return per * nproc, fit
 
 
 # --------------------------------------------------------------------------- train.freeze

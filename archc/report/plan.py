@@ -115,8 +115,12 @@ def make(graph: Graph, settings: Settings, memory: int | None = None, nproc: int
     if nproc > 1:
         from archc.analysis import parallel
 
-        share = (parallel.fsdp if strategy == "fsdp" else parallel.ddp)(graph, settings, nproc)
-        doc["per_process"] = per_process(share)
+        doc["per_process"] = per_process(parallel.share(graph, settings, nproc, strategy))
+        if memory is not None:
+            batch, fit = parallel.largest_global_batch(graph, settings, nproc, strategy, memory)
+            doc["per_process"]["largest_batch"] = {"memory": memory, "margin": MARGIN, "batch": batch,
+                                                   "batch_per_process": batch // nproc,
+                                                   "peak": fit.peak if fit else None}
     return doc
 
 
@@ -126,7 +130,7 @@ def per_process(share) -> dict:
              "gathered", "unsharded_gradients")
     return {"strategy": share.strategy, "nproc": share.nproc, "batch_size": share.batch,
             "units": share.units, "largest_unit": share.largest_unit,
-            "bytes": {**{k: getattr(share, k) for k in parts}, "peak": share.peak}}
+            "bytes": {**{k: getattr(share, k) for k in parts}, "peak": share.peak}, "largest_batch": None}
 
 
 def totals(p: MemoryPlan) -> dict:
@@ -169,6 +173,18 @@ def _process_head(share: dict) -> str:
             f"process 0, which holds the most{units})")
 
 
+def _process_fit_line(share: dict) -> str | None:
+    fit = share.get("largest_batch")
+    if fit is None:
+        return None
+    if not fit["batch"]:
+        return (f"Largest global batch: none — one example per process needs more than "
+                f"{N.nbytes(fit['memory'])} less the {fit['margin']:.0%} margin")
+    return (f"Largest global batch that fits in {N.nbytes(fit['memory'])} on each of {share['nproc']} processes: "
+            f"{fit['batch']} ({fit['batch_per_process']} each; peak per process {N.nbytes(fit['peak'])}, "
+            f"keeping {fit['margin']:.0%} free)")
+
+
 def _process_rows(share: dict):
     for key, label in PROCESS_LABELS[share["strategy"]].items():
         yield label, N.nbytes(share["bytes"][key])
@@ -205,13 +221,14 @@ def render_text(doc: dict) -> str:
     width = max(len(v) for v in LABELS.values())
     for key, label in LABELS.items():
         lines.append(f"{label:<{width}}  {N.nbytes(doc['bytes'][key]):>11}")
+    lines += [line for line in [_fit_line(doc)] if line]
     share = doc.get("per_process")
     if share:
         rows = list(_process_rows(share))
         width = max(len(label) for label, _ in rows)
         lines += ["", printable(_process_head(share))] + [f"{label:<{width}}  {v:>11}" for label, v in rows]
-    fit = _fit_line(doc)
-    return "\n".join(lines + ([fit] if fit else [])) + "\n"
+        lines += [line for line in [_process_fit_line(share)] if line]
+    return "\n".join(lines) + "\n"
 
 
 def render_markdown(doc: dict) -> str:
@@ -220,12 +237,13 @@ def render_markdown(doc: dict) -> str:
     out += [f"| `{markdown_text(r[0])}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in _layer_rows(doc)]
     out += ["", "| Total | |", "|---|---:|"]
     out += [f"| {label} | {N.nbytes(doc['bytes'][key])} |" for key, label in LABELS.items()]
+    out += ["", fit] if (fit := _fit_line(doc)) else []
     share = doc.get("per_process")
     if share:
         out += ["", markdown_text(_process_head(share)), "", "| Per process | |", "|---|---:|"]
         out += [f"| {label} | {v} |" for label, v in _process_rows(share)]
-    fit = _fit_line(doc)
-    return "\n".join(out + (["", fit] if fit else [])) + "\n"
+        out += ["", line] if (line := _process_fit_line(share)) else []
+    return "\n".join(out) + "\n"
 
 
 def render_json(doc: dict) -> str:

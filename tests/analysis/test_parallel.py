@@ -197,3 +197,27 @@ def test_json_md_names_every_field_of_the_plan_schema():
     share = schema["properties"]["per_process"]["oneOf"][1]["properties"]
     names = list(schema["properties"]["settings"]["properties"]) + list(share) + list(share["bytes"]["properties"])
     assert [n for n in names if f"`{n}`" not in text and f'"{n}"' not in text] == []
+
+
+def test_largest_global_batch_per_process():
+    """--memory with --nproc: the largest global batch (a multiple of N) whose peak per
+    process fits on every process; one more example per process does not."""
+    r = run("plan", "specs/resnet18.yaml", "--nproc", "4", "--memory", "4GiB", "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    fit = doc["per_process"]["largest_batch"]
+    assert fit["batch"] == 4 * fit["batch_per_process"] and fit["memory"] == 4 * 2**30
+    graph = archc.load("specs/resnet18.yaml")
+    settings = Settings(batch=fit["batch"], optimizer="sgd", momentum=0.9, weight_decay=1e-4, precision="bf16")
+    budget = 0.9 * 4 * 2**30
+    assert parallel.ddp(graph, settings, 4).peak == fit["peak"] <= budget
+    more = Settings(**{**settings.__dict__, "batch": fit["batch"] + 4})
+    assert parallel.ddp(graph, more, 4).peak > budget
+    # DDP's buckets cost each process memory: it fits fewer examples than one process alone
+    assert fit["batch_per_process"] < doc["largest_batch"]["batch"]
+    text = run("plan", "specs/resnet18.yaml", "--nproc", "4", "--memory", "4GiB").output
+    assert text.rstrip().endswith(f"Largest global batch that fits in 4.00 GiB on each of 4 processes: {fit['batch']} "
+                                  f"({fit['batch_per_process']} each; peak per process "
+                                  f"{fit['peak'] / 2**30:.2f} GiB, keeping 10% free)")
+    assert json.loads(run("plan", "specs/resnet18.yaml", "--nproc", "2", "--format", "json").output)[
+        "per_process"]["largest_batch"] is None
