@@ -37,7 +37,7 @@ import fnmatch
 import math
 from dataclasses import dataclass, field, replace
 
-from archc.analysis.memory import MARGIN, FP32, MemoryPlan, Settings, largest_batch, optimizer_bytes, plan, \
+from archc.analysis.memory import FP32, MARGIN, MemoryPlan, Settings, largest_batch, optimizer_bytes, plan, \
     step_temporaries
 from archc.ir.graph import Graph
 
@@ -142,22 +142,34 @@ def fsdp(graph: Graph, settings: Settings, nproc: int, units: list[Unit] | None 
     one = plan(graph, replace(settings, batch=process_batch(settings.batch, nproc)))
     params = [p for u in units for p in u.params]
     trainable = [p for p in params if p.trainable]
-    values = sum(padded_numel(p, nproc) for p in trainable)
-    full = lambda ps: FP32 * sum(padded_numel(p, nproc) * nproc for p in ps)  # noqa: E731 (all-gathered)
-    root = next((u for u in units if u.name == ""), Unit("", ()))
-    wrapped = [u for u in units if u.name != ""]
-    pairs = [full(a.params) + full(b.params) for a, b in zip(wrapped, wrapped[1:])] or \
-        [full(u.params) for u in wrapped] or [0]
-    largest = max(wrapped, key=lambda u: full(u.params), default=None)
-    grads = [full([p for p in u.params if p.trainable]) for u in wrapped] or [0]
-    steps = step_temporaries(settings, values)
+    values = sum(padded_numel(p, nproc) for p in trainable)  # the padded gradient shards
+    gathered, unsharded, largest = _gathered(units, nproc)
+    largest_activation = max((n.output_bytes for n in one.nodes), default=0)
     return ProcessPlan(
-        "fsdp", nproc, one.settings.batch, FP32 * sum(padded_numel(p, nproc) for p in params), FP32 * values,
-        optimizer_bytes(settings, sum(shard_numel(p, nproc) for p in trainable), len(trainable)),
-        one.buffers, one.activations, max(2 * max((n.output_bytes for n in one.nodes), default=0), steps),
-        gathered=(full(root.params) if nproc > 1 else 0) + (max(pairs) if nproc > 1 else 0),
-        unsharded_gradients=(full([p for p in root.params if p.trainable]) + max(grads)) if nproc > 1 else 0,
-        largest_unit=largest.name if largest else None, units=len(wrapped), one=one)
+        "fsdp", nproc, one.settings.batch,
+        params=FP32 * sum(padded_numel(p, nproc) for p in params), gradients=FP32 * values,
+        optimizer_state=optimizer_bytes(settings, sum(shard_numel(p, nproc) for p in trainable), len(trainable)),
+        buffers=one.buffers, activations=one.activations,
+        transient=max(2 * largest_activation, step_temporaries(settings, values)),
+        gathered=gathered, unsharded_gradients=unsharded, largest_unit=largest,
+        units=sum(1 for u in units if u.name), one=one)
+
+
+def _gathered(units: list[Unit], nproc: int) -> tuple[int, int, str | None]:
+    """(full parameters gathered at once, full gradients before their reduce-scatter, the
+    largest unit): the root's whole step long, plus the two largest neighbouring units (the
+    running one and the prefetched one), and in backward the largest unit's gradients."""
+    def full(ps) -> int:  # all-gathered: the padded shard of every process
+        return FP32 * sum(padded_numel(p, nproc) * nproc for p in ps)
+
+    root = next((u for u in units if u.name == ""), Unit("", ()))
+    wrapped = [u for u in units if u.name]
+    if not wrapped:
+        return full(root.params), full(p for p in root.params if p.trainable), None
+    pairs = [full(a.params) + full(b.params) for a, b in zip(wrapped, wrapped[1:])] or [full(wrapped[0].params)]
+    grads = max(full(p for p in u.params if p.trainable) for u in wrapped)
+    largest = max(wrapped, key=lambda u: full(u.params)).name
+    return (full(root.params) + max(pairs), full(p for p in root.params if p.trainable) + grads, largest)
 
 
 def fsdp_layout(graph: Graph, frozen=()) -> list[Unit]:
