@@ -176,7 +176,11 @@ def fsdp_layout(graph: Graph, frozen=()) -> list[Unit]:
     """The root and the wrapping units archc/train/fsdp.py makes, with their parameters'
     shapes, from the module built on the ``meta`` device (no memory, no initialisation).
     ``frozen``: node names whose parameters do not train (train.freeze, resolved)."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("--strategy fsdp lays out its units with torch, which is not installed here "
+                         "— install torch, or plan --strategy ddp") from None
 
     from archc.backends.torch.build import build
     from archc.train.fsdp import _shared_outside, unit_layers, wrapping_units

@@ -222,3 +222,11 @@ def test_largest_global_batch_per_process():
                                   f"{fit['peak'] / 2**30:.2f} GiB, keeping 10% free)")
     assert json.loads(run("plan", "specs/resnet18.yaml", "--nproc", "2", "--format", "json").output)[
         "per_process"]["largest_batch"] is None
+
+
+def test_fsdp_without_torch_is_said(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    r = run("plan", "specs/lenet5.yaml", "--nproc", "2", "--strategy", "fsdp")
+    assert r.exit_code == 1
+    assert ("--strategy fsdp lays out its units with torch, which is not installed here — install torch, "
+            "or plan --strategy ddp") in r.output
