@@ -85,28 +85,36 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
     replace: dict[int, Node] = {}
     dropped: set[int] = set()
     for node in nodes:
-        if node.op != "MatMul" or id(node) in dropped or not all(graph.computed(i) for i in node.inputs):
+        if id(node) in dropped:
             continue
-        tail = _to_softmax(graph, node)
-        if tail is None:
-            continue  # not attention: the MatMul mapper says what it is
-        try:
-            try:
-                fused, region = _match(graph, node, *tail)
-            except Unsupported:  # a layout not followed step by step: by evaluation, or the error
-                found = onnx_attention_eval.match(graph, node, *tail)
-                if found is None:
-                    raise
-                fused, region = found
-        except Unsupported as exc:  # said once, at q·kᵀ: the scale, mask, softmax and ·v go with it
+        if node.op == "Attention":
+            found, core = _try(lambda: _onnx_attention(graph, node)), []
+        elif node.op == "MatMul" and all(graph.computed(i) for i in node.inputs) and (
+                tail := _to_softmax(graph, node)) is not None:
+            found, core = _try(lambda: _match(graph, node, *tail), lambda: onnx_attention_eval.match(
+                graph, node, *tail)), [*tail[0], *tail[1:]]
+        else:
+            continue  # not attention: a MatMul of two computed tensors says what it is
+        if isinstance(found, Unsupported):  # said once, at q·kᵀ: the scale, mask, softmax and ·v go with it
             replace[id(node)] = Fused(FUSED, node.name, node.inputs, node.outputs,
-                                      {"error": (exc.message, exc.need)})
-            dropped.update(id(n) for n in tail[0] + [tail[1], tail[2], tail[3]] if n is not None)
+                                      {"error": (found.message, found.need)}, shown=node.op)
+            dropped.update(id(n) for n in core if n is not None)
             continue
+        fused, region = found
         last = max(region, key=lambda n: nodes.index(n))
         replace[id(last)] = fused
         dropped.update(id(n) for n in region if n is not last)
     return [replace.get(id(n), n) for n in nodes if id(n) not in dropped]
+
+
+def _try(match, fallback=None):
+    """``match()``'s (Fused, region), else ``fallback()``'s when it finds one (a layout not
+    followed step by step, recognised by evaluation), else the first Unsupported."""
+    try:
+        return match()
+    except Unsupported as exc:
+        found = fallback() if fallback else None
+        return exc if found is None else found
 
 
 def _to_softmax(graph: _Graph, scores: Node):
@@ -136,29 +144,51 @@ def _scalar(graph: _Graph, name):
 
 def _match(graph: _Graph, scores: Node, scaled, mask, softmax, av):
     """The attention around ``scores`` as (Fused node, the nodes it replaces)."""
-    region = [scores, *scaled, *([mask] if mask else []), softmax, av]
+    _check_softmax(graph, softmax)
     scale = math.prod(_factor(graph, n) for n in scaled)
-    q_src, q_ops, q_scale = _back(graph, scores.inputs[0])
-    k_src, k_ops, k_scale = _back(graph, scores.inputs[1])
-    v_src, v_ops, v_scale = _back(graph, av.inputs[1])
-    scale *= q_scale * k_scale
+    return _around(graph, scores, [scores, *scaled, *([mask] if mask else []), softmax, av],
+                   (scores.inputs[0], scores.inputs[1], av.inputs[1]), True, scale, mask, av.outputs[0])
+
+
+def _onnx_attention(graph: _Graph, node: Node):
+    """ONNX's own Attention op (opset 23; the dynamo exporter's form of
+    scaled_dot_product_attention there) on q, k, v cut into heads [B, H, L, D/H]."""
+    extra = [i for i in node.inputs[3:] if i] + [o for o in node.outputs[1:] if o and graph.readers.get(o)]
+    if extra or len(graph.g.shapes.get(node.inputs[0]) or ()) != 4:
+        raise Unsupported("it takes a mask or a key/value cache, gives more than its output, or reads "
+                          "q, k, v as [B, L, D]", "attention without those (archc's has only `causal`)")
+    if node.attrs.get("softcap", 0.0):
+        raise Unsupported(f"it caps its scores (softcap {node.attrs['softcap']:g})", "attention with a softcap")
+    return _around(graph, node, [node], node.inputs[:3], False, node.attrs.get("scale"), None, node.outputs[0],
+                   causal=bool(node.attrs.get("is_causal", 0)))
+
+
+def _around(graph: _Graph, anchor: Node, region: list, qkv, k_transposed: bool, scale, mask, core: str,
+            causal: bool | None = None):
+    """The projections, heads, scale, mask and output projection around an attention core
+    (q·kᵀ → Softmax → ·v, or ONNX's Attention) whose result is ``core``. ``scale`` None:
+    the core's own 1/sqrt(D/H)."""
+    (q_src, q_ops, q_scale), (k_src, k_ops, k_scale), (v_src, v_ops, v_scale) = (_back(graph, v) for v in qkv)
     if v_scale != 1.0:
         raise Unsupported(f"its values are scaled by {v_scale:g}", "attention with scaled values")
     heads, rank = _heads(graph, q_src, q_ops, "queries")
-    for src, ops, what, kt in ((k_src, k_ops, "keys", True), (v_src, v_ops, "values", False)):
+    for src, ops, what, kt in ((k_src, k_ops, "keys", k_transposed), (v_src, v_ops, "values", False)):
         if _heads(graph, src, ops, what, kt) != (heads, rank):
             raise Unsupported(f"its {what} are cut into other heads than its queries", "the same heads for q, k and v")
     (lq, width), (lk, _) = _tokens(graph, q_src, "queries"), _tokens(graph, k_src, "keys")
-    _check_softmax(graph, softmax)
-    _check_scale(scale, width // heads)
-    causal = _causal(graph, mask, lq, lk) if mask else False
-    out_ops, merged = _forward(graph, av.outputs[0], lq, width, heads, rank)
+    scale = 1 / math.sqrt(width // heads) if scale is None else scale
+    _check_scale(scale * q_scale * k_scale, width // heads)
+    if causal is None:
+        causal = _causal(graph, mask, lq, lk) if mask else False
+    elif causal and lq != lk:
+        raise Unsupported("its causal mask is not square", "causal attention of as many queries as keys")
+    out_ops, merged = _forward(graph, core, lq, width, heads, rank)
     out_proj, out_nodes = _out_projection(graph, merged, width)
     projections = [_projection(graph, s, width) for s in (q_src, k_src, v_src)]
     region += q_ops + k_ops + v_ops + out_ops + out_nodes + [n for p in projections for n in p.nodes]
     region = list({id(n): n for n in region}.values())
     _check_closed(graph, region, out_nodes[-1].outputs[0])
-    return _fused(scores, projections, out_proj, out_nodes[-1].outputs[0], heads, causal), region
+    return _fused(anchor, projections, out_proj, out_nodes[-1].outputs[0], heads, causal), region
 
 
 # --------------------------------------------------------------------------- the chains

@@ -182,3 +182,38 @@ def test_an_output_projection_equal_to_the_embedding_is_tied(table, tmp_path):
     assert ("tie: " in r.text) is tied
     assert r.graph.summary.total_params == vocab * D * (1 if tied else 2)
     assert max_diff(path, r) <= 1e-5
+
+
+# --------------------------------------------------------------------------- ONNX's Attention op
+
+
+def onnx_attention_model(**attrs):
+    """Opset 23's Attention on q, k, v cut into heads (the dynamo exporter's form there)."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_in"], ["packed_mm"], name="attn/in_proj"),
+        helper.make_node("Add", ["packed_mm", "b_in"], ["packed"], name="attn/in_bias"),
+        helper.make_node("Split", ["packed"], ["q0", "k0", "v0"], axis=2, num_outputs=3, name="attn/split"),
+        *[helper.make_node("Reshape", [f"{t}0", "cut"], [f"{t}1"], name=f"attn/cut_{t}") for t in "qkv"],
+        *[helper.make_node("Transpose", [f"{t}1"], [t], perm=[0, 2, 1, 3], name=f"attn/heads_{t}") for t in "qkv"],
+        helper.make_node("Attention", ["q", "k", "v"], ["heads"], name="attn/core", **attrs),
+        helper.make_node("Transpose", ["heads"], ["merged0"], perm=[0, 2, 1, 3], name="attn/merge"),
+        helper.make_node("Reshape", ["merged0", "flat"], ["merged"], name="attn/merge_flat"),
+        helper.make_node("MatMul", ["merged", "w_out"], ["y"], name="attn/out_proj"),
+    ]
+    inits = [tensor("w_in", D, 3 * D), tensor("b_in", 3 * D), tensor("w_out", D, D),
+             ints("cut", [0, L, H, D // H]), ints("flat", [0, L, D])]
+    return model(nodes, [L, D], "y", inits, opset=23)
+
+
+def test_onnx_attention_op_is_one_layer(tmp_path):
+    """No output bias: archc's `bias` switches all four, so the missing one is zeros."""
+    path, r = imported(onnx_attention_model(is_causal=1), tmp_path)
+    (node,) = r.graph.nodes
+    assert (node.op, node.attrs["heads"], node.attrs["causal"], node.attrs["bias"]) == ("attention", H, True, True)
+    assert max_diff(path, r) <= 1e-5
+
+
+def test_onnx_attention_op_with_a_softcap_is_a_located_error(tmp_path):
+    assert _errors(onnx_attention_model(softcap=2.0), tmp_path).endswith(
+        "error: node 'attn/core' (Attention): it caps its scores (softcap 2) — archc would need attention "
+        "with a softcap")
