@@ -14,7 +14,9 @@ samples), and accepts an arrangement only when it comes out exactly as
   forward direction's after the last step, the backward one's after the first).
 
 A chain of nodes of one kind, each read only by the next, becomes one layer with
-``layers: N``; other chains become one layer per node. The weights are re-ordered into
+``layers: N``; other chains become one layer per node. Where both the sequence and the final
+states are read (``y, (h, c) = lstm(x)``), the layer gives the sequence and the final states
+are taken from it (select / slice / concat: the same values). The weights are re-ordered into
 torch's names and gate order (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
 ``bias_hh_l{k}``, ``_reverse``): ONNX's LSTM gates are i, o, f, c where torch's are i, f, g, o;
 ONNX's GRU gates are z, r, h where torch's are r, z, n, and ONNX's B is [Wb; Rb] per direction.
@@ -81,7 +83,7 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
     except _Refused as exc:
         exc.node.attrs["archc.refused"] = (exc.message, exc.need)
         return nodes
-    fused = {id(stack[-1].node): _fused(stack, out, kind, extra) for stack, out, kind, extra in stacks}
+    fused = {id(found[0][-1].node): _fused(*found) for found in stacks}
     dropped = absorbed | {id(r.node) for r in rnns}
     kept = [fused.get(id(n), n) for n in nodes if id(n) in fused or id(n) not in dropped]
     return _live(kept, g.outputs)  # the layout nodes only the recurrent ones read go too
@@ -289,7 +291,8 @@ def _evaluate_constant(value, g, producer, cache, depth):
 
 
 def _stacks(rnns: list[_Rnn]) -> list:
-    """(nodes, output value, "sequence" | "last", other values equal to it) per archc layer."""
+    """(nodes, output value, "sequence" | "last", other values equal to it, values equal to
+    the final states when the sequence is read too) per archc layer."""
     out, top_of = [], {}
     for rnn in rnns:
         below = rnn.source if isinstance(rnn.source, _Rnn) else None
@@ -304,15 +307,13 @@ def _stacks(rnns: list[_Rnn]) -> list:
         kinds = {kind for _, kind in top.exits}
         if top.above:
             kinds.add("sequence")
-        if len(kinds) != 1:
-            raise _Refused(top.node, "both its sequence and its final hidden state are read",
-                           f"one of them (archc's {KINDS[top.node.op][0]} returns either; write a "
-                           "second layer, or slice the last step from the sequence)")
-        kind = kinds.pop()
+        # both read: the layer gives the sequence, and the final states are taken from it
+        kind = "sequence" if "sequence" in kinds else "last"
         names = [v for v, k in top.exits if k == kind] or [f"{top.node.outputs[0]}/sequence"]
         for above in top.above:
             above.source = names[0]
-        out.append((stack, names[0], kind, names[1:]))
+        lasts = [v for v, k in top.exits if k == "last"] if kind == "sequence" else []
+        out.append((stack, names[0], kind, names[1:], lasts))
     return sorted(out, key=lambda s: rnns.index(s[0][-1]))
 
 
@@ -323,10 +324,10 @@ def _merges(below: _Rnn, rnn: _Rnn) -> bool:
             and below.dirs == rnn.dirs and _given(a, 3) == _given(b, 3))
 
 
-def _fused(stack: list[_Rnn], output: str, kind: str, aliases: list) -> Node:
+def _fused(stack: list[_Rnn], output: str, kind: str, aliases: list, lasts: list) -> Node:
     first = stack[0]
     return Node(FUSED, first.node.name, [first.source], [output],
-                {"stack": stack, "output": kind, "aliases": aliases, "op": first.node.op})
+                {"stack": stack, "output": kind, "aliases": aliases, "lasts": lasts, "op": first.node.op})
 
 
 # --------------------------------------------------------------------------- the op table
@@ -353,7 +354,26 @@ def recurrent(node, ctx):
              "bias": _given(top.node, 3), "output": node.attrs["output"]}
     for alias in node.attrs["aliases"]:
         ctx.alias[alias] = node.outputs[0]
-    return [Layer(kind, attrs, node.inputs, node.outputs[0], tensors, _hint(stack[0].node, ctx.g))]
+    layer = Layer(kind, attrs, node.inputs, node.outputs[0], tensors, _hint(stack[0].node, ctx.g))
+    return [layer] + _final_states(layer, node.attrs["lasts"], top, ctx)
+
+
+def _final_states(layer: Layer, lasts: list, top: _Rnn, ctx) -> list[Layer]:
+    """The final hidden states [dirs·H] taken from the sequence [L, dirs·H] (when both are
+    read): the forward direction's at the last step, the backward one's at the first."""
+    if not lasts:
+        return []
+    for alias in lasts[1:]:
+        ctx.alias[alias] = lasts[0]
+    sequence, last, name = layer.output, lasts[0], layer.hint
+    if top.dirs == 1:
+        return [Layer("select", {"dim": 0, "index": -1}, [sequence], last, hint=f"{name}_last")]
+    h, part = top.hidden, {k: f"{last}/{k}" for k in ("end", "forward", "start", "backward")}
+    return [Layer("select", {"dim": 0, "index": -1}, [sequence], part["end"], hint=f"{name}_end"),
+            Layer("slice", {"dim": 0, "end": h}, [part["end"]], part["forward"], hint=f"{name}_forward"),
+            Layer("select", {"dim": 0, "index": 0}, [sequence], part["start"], hint=f"{name}_start"),
+            Layer("slice", {"dim": 0, "start": h}, [part["start"]], part["backward"], hint=f"{name}_backward"),
+            Layer("concat", {"dim": 0}, [part["forward"], part["backward"]], last, hint=f"{name}_last")]
 
 
 def _gates(rows: np.ndarray, gates: int, order: list) -> np.ndarray:

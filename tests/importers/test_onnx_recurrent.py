@@ -57,6 +57,15 @@ class Chained(nn.Module):
         return self.decoder(self.encoder(x)[0])[0]
 
 
+class Both(Recurrent):
+    """The sequence and the final hidden states, both returned (``y, (h, c) = lstm(x)``)."""
+
+    def forward(self, x):
+        y, h = self.rnn(x)
+        h = h[0] if isinstance(h, tuple) else h
+        return y, torch.cat(list(h[-self.dirs:]), dim=1)
+
+
 def export(module, path, dynamo=False):
     x = torch.randn(2, L, D)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -82,6 +91,14 @@ CASES = {
                                  ["- gru: {hidden: 16, layers: 3, bidirectional: true, output: last, id: rnn}"]),
     "lstm_then_gru": (Chained, ["- lstm: {hidden: 16, id: encoder}",
                                 "- gru: {hidden: 12, bidirectional: true, id: decoder}"]),
+    # both outputs read: the final states are taken from the sequence (the same values)
+    "gru_both": (lambda: Both("GRU"), ["- gru: {hidden: 16, id: rnn}", "- select: {dim: 0, index: -1, id: rnn_last}",
+                                       "outputs: [rnn, rnn_last]"]),
+    "lstm_bidirectional_both": (lambda: Both("LSTM", layers=2, bidirectional=True), [
+        "- lstm: {hidden: 16, layers: 2, bidirectional: true, id: rnn}",
+        "- select: {dim: 0, index: -1, id: rnn_end}", "- slice: {dim: 0, end: 16, id: rnn_forward}",
+        "- select: {dim: 0, index: 0, from: rnn, id: rnn_start}", "- slice: {dim: 0, start: 16, id: rnn_backward}",
+        "- concat: {from: [rnn_forward, rnn_backward], id: rnn_last}", "outputs: [rnn, rnn_last]"]),
 }
 
 
