@@ -54,8 +54,12 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     where = Pos(source or f"torch module {type(module).__name__}")
     was_training = module.training
     module.eval()
+    tracer = "torch.fx"
     try:
-        gm = trace(module, example_input)
+        try:
+            gm = trace(module, example_input)
+        except TraceFailed as exc:  # python control flow fx cannot follow: torch.export may
+            gm, tracer = _exported(module, example_input, exc), "torch.export"
         layers, outputs, errors = items(gm)
     except TraceFailed as exc:
         errors, layers = [exc], []
@@ -73,12 +77,26 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     index = {e: i for i, e in enumerate(x.output for x in structure.entries(root))}
     out_refs = [o if o == "input" else index[o] for o in outputs]
     name = name or type(module).__name__
-    text = _spec(name, type(module).__name__, example_input, structure, renderer, lines, out_refs, len(layers), renamed)
+    text = _spec(name, type(module).__name__, example_input, structure, renderer, lines, out_refs, len(layers),
+                 renamed, tracer)
     weights = {f"{it.path}.{k}": v for it in layers for k, v in it.tensors.items()}
     bare = {it.path for it in layers}  # a tensor read directly is its layer's path (class_token)
     unused = [k for k in module.state_dict() if k not in weights and k not in bare]
     graph = _validated(text, weights, where, torch)
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
+
+
+def _exported(module, example, fx_failed):
+    """The graph torch.export gives (archc/importers/torch_export.py), or fx's error with
+    export's reason added."""
+    from archc.importers.torch_export import ExportFailed, export_graph
+    from archc.importers.torch_trace import TraceFailed
+
+    try:
+        return export_graph(module, example)
+    except ExportFailed as exc:
+        raise TraceFailed(fx_failed.where, f"{fx_failed.message}; torch.export cannot either ({exc.reason})",
+                          fx_failed.need) from None
 
 
 def _grouped(errors, where: Pos) -> list[SpecError]:
@@ -114,12 +132,12 @@ def _valid_root_ids(lines) -> list[str]:
     return renamed
 
 
-def _spec(name, cls_name, example, structure, renderer, lines, out_refs, calls, renamed) -> str:
+def _spec(name, cls_name, example, structure, renderer, lines, out_refs, calls, renamed, tracer) -> str:
     from archc.importers.onnx_spec import _flow
 
     shape = [int(d) for d in example.shape[1:]]
     ids = not example.dtype.is_floating_point
-    head = [f"Imported from torch module {cls_name} by archc.from_torch (torch.fx): {calls} traced nodes, "
+    head = [f"Imported from torch module {cls_name} by archc.from_torch ({tracer}): {calls} traced nodes, "
             f"{len(structure.blocks)} block{'' if len(structure.blocks) == 1 else 's'}.",
             "Tensor names are the module's state_dict keys: "
             "archc.load_weights(archc.build(SPEC), module.state_dict())."]

@@ -134,7 +134,8 @@ def test_unmapped_modules_and_functions_are_named_by_path_and_type():
         "archc would need an op computing it (`archc ops` lists those archc has)"]
 
 
-def test_a_forward_fx_cannot_trace_is_a_located_error():
+def test_a_forward_neither_fx_nor_export_can_trace_is_a_located_error():
+    """Control flow on a tensor's value: fx has no bool for a Proxy, export none for a fake value."""
     class Branchy(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -147,7 +148,83 @@ def test_a_forward_fx_cannot_trace_is_a_located_error():
         archc.from_torch(Branchy(), torch.randn(1, 4))
     message = str(info.value)
     assert message.startswith("torch module Branchy: error: Branchy: torch.fx cannot trace its forward (TraceError: ")
+    assert "; torch.export cannot either (GuardOnDataDependentSymNode: " in message
     assert message.endswith("— archc would need a forward without control flow that depends on tensor values")
+
+
+class ShapeDependent(torch.nn.Module):
+    """Python control flow on a shape: torch.fx stops (a Proxy has no truth value),
+    torch.export runs it on fake tensors whose shapes are known."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.stage = torch.nn.Sequential(Block(4, 8), Block(8, 8), Block(8, 8))
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.bn(self.stem(x))
+        if x.shape[-1] > 4:
+            x = torch.nn.functional.max_pool2d(x, 2)
+        x = self.stage(x)
+        return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _same_module(text, module, x):
+    built = archc.build(text=text, seed=3).eval()
+    theirs = set(module.state_dict())  # a bare tensor X (ViT's class_token) is archc's X.weight
+    assert {k.removesuffix(".weight") if k.removesuffix(".weight") in theirs - {k} else k
+            for k in built.state_dict()} == theirs
+    report = archc.load_weights(built, module.state_dict())
+    assert report.ok and report.complete and report.count("order") == 0
+    with torch.no_grad():
+        assert (built(x) - module(x)).abs().max().item() <= 1e-5
+
+
+def test_a_forward_fx_cannot_trace_imports_through_torch_export():
+    net = ShapeDependent().eval()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.5, 0.5)
+        net.bn.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = archc.from_torch(net, x[:1])
+    assert text.startswith("# Imported from torch module ShapeDependent by archc.from_torch (torch.export): ")
+    # the hierarchy survives export: the same block, when and repeat as through fx
+    assert "  - block: {has_proj: $index == 0, repeat: 3, id: stage}\n" in text
+    assert "  - maxpool2d: {kernel: 2, stride: 2}\n" in text  # the branch taken at 8×8
+    _same_module(text, net, x)
+
+
+def _small_vit():
+    """torchvision's VisionTransformer class (ViT-B/16's modules) at a size export traces fast."""
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2,
+                                                hidden_dim=32, mlp_dim=64, num_classes=10).eval()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit"])
+def test_torchvision_models_import_the_same_through_torch_export(name, monkeypatch):
+    """export's aten graph read through the op table: module calls (ResNet's batch norms and
+    their counters, ViT's attention), aten functions (add, cat, select) and lifted tensors
+    (ViT's class token) give what the fx path gives — but for ViT's patch count, which
+    export has as a number (fx saw it computed from the input's shape: -1)."""
+    from archc.importers import torch_trace
+
+    model = _small_vit() if name == "vit" else _model(name)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    through_fx = archc.from_torch(model, x[:1], name=name).splitlines()
+
+    def fx_fails(module, example):
+        raise torch_trace.TraceFailed(type(module).__name__, "fx refused", "")
+
+    monkeypatch.setattr(torch_trace, "trace", fx_fails)
+    through_export = archc.from_torch(model, x[:1], name=name).splitlines()
+    assert "(torch.export)" in through_export[0]
+    differ = [(a, b) for a, b in zip(through_fx[1:], through_export[1:]) if a != b]
+    assert len(through_fx) == len(through_export)
+    assert differ == ([("  - reshape: {shape: [32, -1]}", "  - reshape: {shape: [32, 4]}")] if name == "vit" else [])
+    _same_module("\n".join(through_export), model, x)
 
 
 def test_a_sequential_root_gets_valid_ids_and_loads_by_order():
