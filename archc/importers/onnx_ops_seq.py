@@ -131,6 +131,7 @@ def _label(nodes, g):
 def _check(node: Node, g, producer) -> _Rnn:
     """The node's attributes and constant inputs, refused where archc's op differs."""
     kind, gates, _, acts = KINDS[node.op]
+    an = {"lstm": "an lstm", "gru": "a gru"}[kind]
     a = node.attrs
 
     def refuse(message, need):
@@ -144,10 +145,10 @@ def _check(node: Node, g, producer) -> _Rnn:
     dirs = 2 if direction == "bidirectional" else 1
     given = [v.decode() if isinstance(v, bytes) else v for v in a.get("activations", [])]
     if given and [v.lower() for v in given] != [v.lower() for v in acts * dirs]:
-        refuse(f"its activations are {given}", f"a {kind} with other activations (archc's are "
+        refuse(f"its activations are {given}", f"{an} with other activations (archc's are "
                f"torch's: {', '.join(acts)})")
     if "clip" in a:
-        refuse(f"it clips its cell input to ±{a['clip']:g}", f"a {kind} with clipping")
+        refuse(f"it clips its cell input to ±{a['clip']:g}", f"{an} with clipping")
     if a.get("input_forget", 0):
         refuse("it couples the input and forget gates (input_forget=1)", "an lstm with coupled gates")
     if a.get("layout", 0):
@@ -157,15 +158,15 @@ def _check(node: Node, g, producer) -> _Rnn:
                "a gru of that variant (archc's is torch's nn.GRU: linear_before_reset=1)")
     for i, what in ((1, "W"), (2, "R")) + (((3, "B"),) if _given(node, 3) else ()):
         if node.inputs[i] not in g.consts or g.consts[node.inputs[i]].dtype == object:
-            refuse(f"its {what} input is computed in the graph", f"a {kind} with constant weights")
+            refuse(f"its {what} input is computed in the graph", f"{an} with constant weights")
     if _given(node, 4):
-        refuse("it is given sequence lengths", f"a {kind} over padded sequences of several lengths")
+        refuse("it is given sequence lengths", f"{an} over padded sequences of several lengths")
     if node.op == "LSTM" and _given(node, 7) and not _is_zero(node.inputs[7], g, producer):
         refuse("it has peephole weights", "an lstm with peepholes")
     for i in (5, 6) if node.op == "LSTM" else (5,):
         if _given(node, i) and not _is_zero(node.inputs[i], g, producer):
             refuse(f"it starts from a given {'cell' if i == 6 else 'hidden'} state (input {i})",
-                   f"a {kind} with initial states (archc's start from zeros)")
+                   f"{an} with initial states (archc's start from zeros)")
     r = g.consts[node.inputs[2]]
     hidden = int(a.get("hidden_size", r.shape[-1]))
     if r.shape != (dirs, gates * hidden, hidden):

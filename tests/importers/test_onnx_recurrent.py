@@ -162,9 +162,9 @@ def lstm_model(attrs=None, extra_inputs=(), extra_inits=(), op="LSTM", outputs=(
 
 REFUSED = {
     "clip": (dict(attrs={"clip": 3.0}), "node 'rnn/cell' (LSTM): it clips its cell input to ±3 — archc would "
-             "need a lstm with clipping"),
+             "need an lstm with clipping"),
     "activations": (dict(attrs={"activations": ["Sigmoid", "Relu", "Tanh"]}),
-                    "its activations are ['Sigmoid', 'Relu', 'Tanh'] — archc would need a lstm with other "
+                    "its activations are ['Sigmoid', 'Relu', 'Tanh'] — archc would need an lstm with other "
                     "activations (archc's are torch's: Sigmoid, Tanh, Tanh)"),
     "reverse": (dict(attrs={"direction": "reverse"}), "it reads the sequence backwards only (direction "
                 "reverse) — archc would need a backward-only lstm (archc's is forward or bidirectional)"),
@@ -172,7 +172,7 @@ REFUSED = {
                          "product (linear_before_reset=0) — archc would need a gru of that variant (archc's "
                          "is torch's nn.GRU: linear_before_reset=1)"),
     "initial_state": (dict(extra_inputs=["", "h0"], extra_inits=[tensor("h0", 1, 1, H)]),
-                      "it starts from a given hidden state (input 5) — archc would need a lstm with initial "
+                      "it starts from a given hidden state (input 5) — archc would need an lstm with initial "
                       "states (archc's start from zeros)"),
     "cell_state": (dict(outputs=("y", "y_h", "y_c"), read="y_c"),
                    "the graph reads its outputs as 'out' [None, 4], which is neither the sequence of hidden "
