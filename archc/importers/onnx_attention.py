@@ -125,8 +125,9 @@ def _to_softmax(graph: _Graph, scores: Node):
         other = [i for i in n.inputs if i != value]
         if n.op in SCALES and len(other) == 1 and n.inputs[0] == value and _scalar(graph, other[0]) is not None:
             scaled.append(n)
-        elif n.op == "Add" and mask is None and len(other) == 1 and graph.const(other[0]) is not None:
-            mask = n
+        elif n.op == "Add" and mask is None and len(other) == 1 and (
+                graph.const(other[0]) is not None or onnx_attention_eval.shape_only(graph, other[0])):
+            mask = n  # constant, or made from the shapes (TorchScript's is_causal): then checked by evaluation
         else:
             return None
         value = n.outputs[0]
@@ -312,7 +313,10 @@ def _check_scale(scale: float, head_size: int) -> None:
 def _causal(graph: _Graph, mask: Node, lq: int, lk: int) -> bool:
     """True for a constant causal mask (0 on and below the diagonal, -inf or a large
     negative number above), False for one that is all zeros."""
-    m = next(graph.const(i) for i in mask.inputs if graph.const(i) is not None)
+    m = next((graph.const(i) for i in mask.inputs if graph.const(i) is not None), None)
+    if m is None:
+        raise Unsupported("the mask it adds to the scores is computed in the graph",
+                          "a constant causal mask, or a layout archc can evaluate")
     while m.ndim > 2 and m.shape[0] == 1:
         m = m[0]
     if m.shape != (lq, lk):

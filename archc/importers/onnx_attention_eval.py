@@ -76,17 +76,19 @@ def _projection(graph, value):
             return _linear(graph, n)
         if n.op not in PASSING:
             return None
-        data = [i for i in n.inputs if i and graph.computed(i) and not _shape_only(graph, i)]
+        data = [i for i in n.inputs if i and graph.computed(i) and not shape_only(graph, i)]
         if len(data) != 1:
             return None
         value = data[0]
     return None
 
 
-def _shape_only(graph, value) -> bool:
-    """A value computed from constants only (batch-dependent shape arithmetic left unfolded)."""
+def shape_only(graph, value) -> bool:
+    """A value computed from shapes and constants only: arithmetic on sizes the folder left
+    as nodes (the batch times the heads; a head size read from a shape not known)."""
     n = graph.producer.get(value)
-    return n is not None and all(not i or not graph.computed(i) or _shape_only(graph, i) for i in n.inputs)
+    return n is not None and (n.op == "Shape" or all(not i or not graph.computed(i) or shape_only(graph, i)
+                                                    for i in n.inputs))
 
 
 def _in_proj(projs):

@@ -217,3 +217,46 @@ def test_onnx_attention_op_with_a_softcap_is_a_located_error(tmp_path):
     assert _errors(onnx_attention_model(softcap=2.0), tmp_path).endswith(
         "error: node 'attn/core' (Attention): it caps its scores (softcap 2) — archc would need attention "
         "with a softcap")
+
+
+# --------------------------------------------------------------------------- nn.MultiheadAttention
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_torch_multihead_attention_imports(causal, tmp_path):
+    """torch's own nn.MultiheadAttention (batch_first, computed sequence-first inside, the
+    head reshapes sized from the batch), exported by the TorchScript exporter: recognised by
+    evaluation as one attention layer with its parameters, under their names, and outputs."""
+    import torch
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(D, H, batch_first=True)
+            with torch.no_grad():
+                self.mha.in_proj_bias.normal_()  # zeros at first: say something
+                self.mha.out_proj.bias.normal_()
+
+        def forward(self, x):
+            mask = torch.nn.Transformer.generate_square_subsequent_mask(L) if causal else None
+            return self.mha(x, x, x, need_weights=False, attn_mask=mask, is_causal=causal)[0]
+
+    torch.manual_seed(0)
+    block = Block().eval()
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(block, (torch.randn(2, L, D),), str(tmp_path / "m.onnx"), dynamo=False,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch"}})
+    from archc.importers import import_onnx
+
+    r = import_onnx(tmp_path / "m.onnx", tmp_path / "m.yaml")
+    (node,) = r.graph.nodes
+    assert (node.op, node.name, node.attrs["heads"], node.attrs["causal"]) == ("attention", "mha", H, causal)
+    assert {k: v.shape for k, v in r.weights.items()} == {f"mha.{k}": tuple(v.shape) for k, v in
+                                                          block.mha.state_dict().items()}
+    assert max_diff(tmp_path / "m.onnx", r) <= 1e-5
+    built = archc.build(str(tmp_path / "m.yaml")).eval()
+    archc.load_weights(built, str(r.weights_path))
+    x = torch.randn(3, L, D)
+    with torch.no_grad():
+        torch.testing.assert_close(built(x), block(x), rtol=1e-5, atol=1e-5)

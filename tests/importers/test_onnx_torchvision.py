@@ -101,16 +101,17 @@ def test_torchvision_model_imports_with_its_counts_and_outputs(name, tmp_path):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
-def test_torchvision_vit_imports_with_attention_layers(tmp_path):
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_torchvision_vit_imports_with_attention_layers(dynamo, tmp_path):
     """torchvision's VisionTransformer (vit_b_16's code at a small size: 32×32 images,
-    16×16 patches, 2 layers of width 64 with 2 heads) exported by the dynamo exporter: its
+    16×16 patches, 2 layers of width 64 with 2 heads) exported by either exporter: its
     nn.MultiheadAttention (sequence-first inside) becomes archc's attention, the class token
     and the position embedding archc's own layers, with torchvision's counts, torch's MACs
     and torchvision's outputs. The zero-initialised tensors (class token, biases, the head)
     are drawn at random first, so that the outputs say something and the exporter keeps every
     bias. MACs: those of specs/vit_b_16.yaml at that size (torch's flop counter does not see
-    nn.MultiheadAttention's fused inference kernel). (TorchScript's export of nn.MultiheadAttention computes its reshapes from the batch
-    size times the heads, which the importer cannot follow yet: not imported.)"""
+    nn.MultiheadAttention's fused inference kernel). The TorchScript exporter keeps the
+    sequence-first reshapes by sizes computed from the batch: recognised by evaluation."""
     from onnx_cases import run_onnx
     from torchvision.models.vision_transformer import VisionTransformer
 
@@ -122,7 +123,7 @@ def test_torchvision_vit_imports_with_attention_layers(tmp_path):
             if not p.any():
                 p.normal_(0, 0.2)
     path = tmp_path / "vit.onnx"
-    export(model, 32, path, dynamo=True)
+    export(model, 32, path, dynamo=dynamo)
     r = import_onnx(path, tmp_path / "vit.yaml")
     graph = archc.load(str(tmp_path / "vit.yaml"))
     assert [(n.op, n.attrs["heads"]) for n in graph.nodes if n.op == "attention"] == [("attention", 2)] * 2
