@@ -628,7 +628,7 @@ def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, 
     require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
     if batch_size == "auto":
-        batch_size = _auto_batch(path, network, overrides, preset, memory_size, device, quiet)
+        batch_size = _auto_batch(path, network, overrides, preset, memory_size, device, quiet, strategy, freeze)
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
              "seed": seed, "init_from": init_from, "strategy": strategy, "compile": compile_ or None,
              "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
@@ -651,8 +651,9 @@ def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, 
                                          for k, v in shown.items()) + f"  (run: {run_dir})", err=True)
 
 
-def _auto_batch(path, network, overrides, preset, memory_size, device, quiet) -> int:
-    """The batch of --batch-size auto (archc/report/plan.py), said on the first line."""
+def _auto_batch(path, network, overrides, preset, memory_size, device, quiet, strategy, freeze) -> int:
+    """The batch of --batch-size auto (archc/report/plan.py), said on the first line; under
+    torchrun, the global batch whose share fits each process."""
     from archc.analysis.memory import parse_bytes
     from archc.api import load
     from archc.report.plan import auto_batch
@@ -664,7 +665,9 @@ def _auto_batch(path, network, overrides, preset, memory_size, device, quiet) ->
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--memory") from None
     try:
-        batch, line = auto_batch(load(path, network, overrides or None, preset), size, device)
+        patterns = [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None
+        batch, line = auto_batch(load(path, network, overrides or None, preset), size, device,
+                                 int(os.environ.get("WORLD_SIZE", "1")), strategy, patterns)
     except SpecErrors as exc:
         report_errors(exc)
     except ValueError as exc:

@@ -260,21 +260,32 @@ def device_memory(device: str) -> int:
     return free
 
 
-def auto_batch(graph: Graph, memory: int | None, device: str | None) -> tuple[int, str]:
-    """``archc train --batch-size auto``: the largest batch of the plan for the run's
-    optimizer and precision within ``memory`` bytes (else the CUDA device's free memory),
-    and the line that says so. Raises ValueError when nothing fits or no size is known."""
+def auto_batch(graph: Graph, memory: int | None, device: str | None, nproc: int = 1, strategy: str | None = None,
+               freeze=None) -> tuple[int, str]:
+    """``archc train --batch-size auto``: the largest (global) batch of the plan for the
+    run's optimizer, precision and frozen layers within ``memory`` bytes per process (else
+    the CUDA device's free memory), and the line that says so. Under torchrun (``nproc``
+    processes, ``strategy`` ddp or fsdp) each process's share is planned and the batch is a
+    multiple of ``nproc``. Raises ValueError when nothing fits or no size is known."""
     cuda = (device or "auto") != "cpu" and memory is None
     if cuda:
         memory = device_memory(device if device and device.startswith("cuda") else "cuda")
     if memory is None:
         raise ValueError("--batch-size auto on the CPU needs --memory SIZE (e.g. --memory 8GiB)")
     import_cuda = device not in (None, "auto", "cpu") or cuda
-    settings = settings_for(graph, 1, device="cuda" if import_cuda else "cpu")
-    batch, fit = largest_batch(graph, settings, memory)
+    settings = settings_for(graph, 1, device="cuda" if import_cuda else "cpu", freeze=freeze)
+    if nproc > 1:
+        from archc.analysis import parallel
+
+        strategy = strategy_for(graph, strategy)
+        batch, fit = parallel.largest_global_batch(graph, settings, nproc, strategy, memory)
+        where = f"per process of {nproc} ({strategy}, {batch // nproc or 0} each)"
+    else:
+        batch, fit = largest_batch(graph, settings, memory)
+        where = ""
     if not batch:
-        raise ValueError(f"--batch-size auto: not even one sample fits in {N.nbytes(memory)} "
-                         f"(less {MARGIN:.0%} margin) by archc plan's prediction")
-    return batch, (f"batch size auto: {batch}, the largest whose predicted peak ({N.nbytes(fit.peak)}, "
-                   f"{settings.optimizer}, {settings.precision}) fits in {N.nbytes(memory)} "
-                   f"less {MARGIN:.0%} (archc plan)")
+        raise ValueError(f"--batch-size auto: not even one sample {'per process ' if nproc > 1 else ''}fits in "
+                         f"{N.nbytes(memory)} (less {MARGIN:.0%} margin) by archc plan's prediction")
+    return batch, (f"batch size auto: {batch}, the largest whose predicted peak ({N.nbytes(fit.peak)}"
+                   f"{' ' + where if where else ''}, {settings.optimizer}, {settings.precision}) fits in "
+                   f"{N.nbytes(memory)} less {MARGIN:.0%} (archc plan)")

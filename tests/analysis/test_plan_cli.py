@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -161,3 +162,36 @@ def test_the_predicted_largest_batch_runs():
     memory = min(free, 4 * 2**30)
     batch, _ = largest_batch(graph, Settings(optimizer="sgd", momentum=0.9, precision="fp32"), memory)
     assert cuda_step_peak(graph, batch) <= memory
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_batch_size_auto_under_torchrun_fills_each_process(strategy, monkeypatch):
+    """Under torchrun (WORLD_SIZE=2) --batch-size auto is the largest global batch whose
+    share fits each process, by the per-process plan (archc/analysis/parallel.py); the next
+    multiple of 2 does not fit."""
+    from archc.analysis import parallel
+    from archc.analysis.memory import MARGIN
+    from archc.cli import _auto_batch
+    from archc.report.plan import settings_for
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    batch = _auto_batch("specs/lenet5.yaml", None, {}, None, "64MiB", "cpu", True, strategy, None)
+    graph = archc.load("specs/lenet5.yaml")
+    settings = settings_for(graph, 1, device="cpu")
+    budget = (1 - MARGIN) * 64 * 2**20
+    assert batch % 2 == 0 and batch > 0
+    fits = parallel.share(graph, replace(settings, batch=batch), 2, strategy).peak
+    over = parallel.share(graph, replace(settings, batch=batch + 2), 2, strategy).peak
+    assert fits <= budget < over
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    single = _auto_batch("specs/lenet5.yaml", None, {}, None, "64MiB", "cpu", True, strategy, None)
+    assert batch > single  # two processes hold more than one
+
+
+def test_batch_size_auto_counts_frozen_layers():
+    """A frozen body keeps no gradients, optimizer state or saved inputs: a larger batch fits."""
+    from archc.cli import _auto_batch
+
+    whole = _auto_batch("specs/lenet5.yaml", None, {}, None, "16MiB", "cpu", True, None, None)
+    frozen = _auto_batch("specs/lenet5.yaml", None, {}, None, "16MiB", "cpu", True, None, "c1,c3,c5")
+    assert frozen > whole
