@@ -343,3 +343,39 @@ def test_vit_b_16_from_the_cli_has_the_zoo_specs_counts(tmp_path):
     # the zoo spec's checkpoint: the encoder layers' keys differ (and the MLP's linear_1/mlp.0)
     assert report["checkpoint"]["other_shape"] == []
     assert {k.split(".")[1] for k in report["checkpoint"]["missing"] + report["checkpoint"]["unexpected"]} == {"layers"}
+
+
+class CrossAttention(torch.nn.Module):
+    """Queries and keys/values from two projections: archc's attention `from: [q, kv]`."""
+
+    def __init__(self, batch_first=True, read_weights=False):
+        super().__init__()
+        self.q, self.kv = torch.nn.Linear(6, 8), torch.nn.Linear(6, 8)
+        self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+        self.read_weights = read_weights
+
+    def forward(self, x):
+        kv = self.kv(x)
+        y, weights = self.attn(self.q(x), kv, kv, need_weights=self.read_weights)
+        return weights if self.read_weights else y[:, 1:3]
+
+
+def test_cross_attention_and_a_slice_import_and_compute_the_same():
+    net = CrossAttention().eval()
+    x = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(0))
+    text = archc.from_torch(net, x[:1])
+    assert text.endswith("layers:\n  - linear: {out: 8, id: kv}\n  - linear: {from: input, out: 8, id: q}\n"
+                         "  - attention: {from: [q, kv], heads: 2, id: attn}\n  - slice: {dim: 0, start: 1, end: 3}\n")
+    _same_module(text, net, x)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_first": False}, "attn: it reads sequence-first tensors (batch_first=False) — archc would need "
+                             "batch_first=True (archc's tokens are [L, D] per sample, batch first)"),
+    ({"read_weights": True}, "attn: forward reads its attention weights — archc would need an attention op "
+                             "returning its weights"),
+])
+def test_attention_archc_cannot_express_is_named(kwargs, message):
+    with pytest.raises(SpecErrors) as info:
+        archc.from_torch(CrossAttention(**kwargs).eval(), torch.randn(1, 5, 6))
+    assert f"torch module CrossAttention: error: {message}" in str(info.value).splitlines()
