@@ -7,6 +7,7 @@ the parameters' sizes add up to the trainable count, the other tensors' to the b
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,8 +72,6 @@ def zoo_targets():
 
 @pytest.mark.parametrize("path, network", zoo_targets())
 def test_zoo_state_dict_is_torch_s(path, network):
-    from pathlib import Path
-
     same_as_torch(archc.load(path, network, overrides=SMALL.get(Path(path).stem, {})))
 
 
