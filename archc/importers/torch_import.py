@@ -48,7 +48,8 @@ def from_torch(module, example_input, name: str | None = None) -> str:
 def torch_to_spec(module, example_input, name: str | None = None, source: str | None = None) -> TorchImport:
     import torch
 
-    from archc.importers.torch_blocks import Renderer, Structure, body_lines, tree
+    from archc.importers.torch_blocks import Structure, body_lines, tree
+    from archc.importers.torch_render import Renderer
     from archc.importers.torch_trace import TraceFailed, items, trace
 
     where = Pos(source or f"torch module {type(module).__name__}")
