@@ -84,17 +84,20 @@ class _Rebuild:
 
     def run(self) -> fx.GraphModule:
         nodes = list(self.ep.graph.nodes)
-        groups = [(key, [n for n in nodes if self._leaf(n) == key])
-                  for key in dict.fromkeys(self._leaf(n) for n in nodes if self._leaf(n))]
-        first = {group[0]: (key, group) for key, group in groups}
+        leaf = {n: self._leaf(n) for n in nodes}
+        groups: dict = {}  # module call key -> its nodes, in order
+        for n in nodes:
+            if leaf[n]:
+                groups.setdefault(leaf[n], []).append(n)
+        first = {group[0]: (key, group) for key, group in groups.items()}
         for node in nodes:
             if node in first:
                 self._module_call(*first[node])
             elif node.op == "placeholder":
                 self._placeholder(node)
             elif node.op == "output":
-                self.graph.output(fx.node.map_arg(node.args[0], lambda n: self.env[n]))
-            elif node.op == "call_function" and not self._leaf(node):
+                self.graph.output(fx.node.map_arg(node.args[0], self._value))
+            elif node.op == "call_function" and not leaf[node]:
                 self._function(node)
         return fx.GraphModule(self.module, self.graph, type(self.module).__name__)
 
@@ -124,12 +127,20 @@ class _Rebuild:
         if node.name in self.tensors:
             new = self.graph.get_attr(self.tensors[node.name])
         elif node.name in self.constants:
-            raise TraceFailed(node.name, "forward makes a tensor constant (torch.tensor(...) in forward)",
-                              "the tensor as a module's parameter or buffer (a layer owns its tensors)")
+            self.env[node] = node.name  # an error where it is read (_value)
+            return
         else:
             new = self.graph.placeholder(node.name)
         self._meta(new, node)
         self.env[node] = new
+
+    def _value(self, node):
+        """The rebuilt node for an export node; a tensor constant forward makes is an error."""
+        value = self.env[node]
+        if isinstance(value, str):
+            raise TraceFailed(value, "forward makes a tensor constant (torch.tensor(...) in forward)",
+                              "the tensor as a module's parameter or buffer (a layer owns its tensors)")
+        return value
 
     def _module_call(self, key, group):
         """One call of a module kept whole: it reads what enters the group, gives what leaves it."""
@@ -141,7 +152,7 @@ class _Rebuild:
         if len(out) != 1 or any(a not in self.env for a in ins):
             raise TraceFailed(path, f"torch.export's graph of this module call has {len(out)} results or "
                               "interleaves it with other calls", "a module call with one output")
-        args = tuple(self.env[a] for a in ins)
+        args = tuple(self._value(a) for a in ins)
         kwargs = {}
         if isinstance(self.module.get_submodule(path), torch.nn.MultiheadAttention):
             args, kwargs = (args[0], args[-1], args[-1]), {"need_weights": False}  # query, key, value
@@ -150,8 +161,8 @@ class _Rebuild:
         self.env[out[0]] = new
 
     def _function(self, node):
-        args = fx.node.map_arg(node.args, lambda n: self.env[n])
-        kwargs = fx.node.map_arg(node.kwargs, lambda n: self.env[n])
+        args = fx.node.map_arg(node.args, self._value)
+        kwargs = fx.node.map_arg(node.kwargs, self._value)
         target = node.target
         if target in METHODS:
             new = self.graph.call_method(METHODS[target], args, kwargs)
