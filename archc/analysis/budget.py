@@ -154,31 +154,48 @@ def inference_bytes(graph, batch: int) -> int | None:
     return s.weight_bytes + batch * (s.activation_bytes + FP32 * numel(graph.input_shape))
 
 
-def estimate_training_bytes(graph, cfg, device: str = "cpu", ranks: int = 1) -> tuple[int, str] | None:
+def estimate_training_bytes(graph, cfg, device: str = "cpu", ranks: int = 1, partner=None) -> tuple[int, str] | None:
     """(bytes, what they are) of one training step's peak on each of ``ranks`` processes:
     archc/analysis/memory.py's plan (weights, gradients, optimizer state, activations kept
-    for backward, the step's temporaries) for the train section ``cfg``. Swap this function
-    for a finer model; the checks only need the number."""
-    from archc.analysis.memory import OPTIMIZERS, Settings, plan
+    for backward, the step's temporaries) for the train section ``cfg``. ``partner``: a GAN's
+    other network, trained in the same step (archc/train/gan.py): both networks' weights,
+    gradients and optimizer state are held, and the generator's activations stay alive
+    while the discriminator runs on the real and the generated batch (twice its
+    activations). Swap this function for a finer model; the checks only need the number."""
     from archc.report import numbers as N
 
-    if weight_bytes(graph) is None:
+    if weight_bytes(graph) is None or (partner is not None and weight_bytes(partner) is None):
         return None
-    opt, cuda = cfg.optimizer, str(device).startswith("cuda")
-    amp = cfg.amp
-    precision = (("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") if cuda
-                 else ("bf16" if amp == "bf16" else "fp32"))
     batch = -(-cfg.batch_size // max(ranks, 1))  # a rank's share of the global batch
-    settings = Settings(batch=batch, optimizer=opt.name if opt.name in OPTIMIZERS else "adam",
-                        momentum=opt.momentum, weight_decay=opt.weight_decay or 0.0, nesterov=opt.nesterov,
-                        precision=precision, device="cuda" if cuda else "cpu")
-    p = plan(graph, settings)
     # FSDP shards the weights, their gradients and the optimizer state between the ranks
     shards = max(ranks, 1) if getattr(cfg, "strategy", None) == "fsdp" else 1
-    weights, grads, state = ((p.params + p.buffers) // shards, p.gradients // shards, p.optimizer_state // shards)
+    plans = [_plan(graph, cfg, device, batch)]
+    if partner is not None:
+        plans.append(_plan(partner, cfg, device, batch))
+    weights = sum(p.params + p.buffers for p in plans) // shards
+    grads = sum(p.gradients for p in plans) // shards
+    state = sum(p.optimizer_state for p in plans) // shards
+    # the discriminator (train.gan.discriminator names it) runs on two batches per step
+    twice = [2 if g.name == getattr(getattr(cfg, "gan", None), "discriminator", None) else 1
+             for g in (graph, partner)[:len(plans)]]
+    activations = sum(k * p.activations for k, p in zip(twice, plans))
+    transient = max(p.transient for p in plans)
     parts = (f"weights {N.nbytes(weights)}, gradients {N.nbytes(grads)}, optimizer state {N.nbytes(state)}, "
-             f"activations {N.nbytes(p.activations + p.transient)} for a batch of {batch}")
-    return weights + grads + state + p.activations + p.transient, parts
+             f"activations {N.nbytes(activations + transient)} for a batch of {batch}"
+             + (f"; {graph.name} and {partner.name} together" if partner is not None else ""))
+    return weights + grads + state + activations + transient, parts
+
+
+def _plan(graph, cfg, device: str, batch: int):
+    """memory.plan of ``graph`` under the train section ``cfg`` at ``batch`` on ``device``."""
+    from archc.analysis.memory import OPTIMIZERS, Settings, plan
+
+    opt, cuda, amp = cfg.optimizer, str(device).startswith("cuda"), cfg.amp
+    precision = (("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") if cuda
+                 else ("bf16" if amp == "bf16" else "fp32"))
+    return plan(graph, Settings(batch=batch, optimizer=opt.name if opt.name in OPTIMIZERS else "adam",
+                                momentum=opt.momentum, weight_decay=opt.weight_decay or 0.0,
+                                nesterov=opt.nesterov, precision=precision, device="cuda" if cuda else "cpu"))
 
 
 # --------------------------------------------------------------------------- the checks
@@ -204,11 +221,12 @@ def check_inference(graph, batch: int) -> None:
                   "need {need}", "make the network or its input smaller (a smaller --set)")
 
 
-def check_training(graph, cfg, device: str = "cpu", ranks: int = 1) -> None:
-    """One training step's peak on ``device`` (MemoryBudgetError when it cannot fit)."""
+def check_training(graph, cfg, device: str = "cpu", ranks: int = 1, partner=None) -> None:
+    """One training step's peak on ``device`` (MemoryBudgetError when it cannot fit);
+    ``partner``: a GAN's other network."""
     if not checks_enabled():
         return
-    found = estimate_training_bytes(graph, cfg, device, ranks)
+    found = estimate_training_bytes(graph, cfg, device, ranks, partner)
     if found is None:
         return
     need, parts = found

@@ -78,6 +78,17 @@ def main_network(spec, overrides=None, preset=None) -> str | None:
     return str(gan.get("generator", "generator"))
 
 
+def partner_graph(graph, cfg, req=None):
+    """The GAN file's other network: the discriminator of ``graph``'s generator, or the
+    reverse (``train.gan`` names them), under the request's --set/--preset."""
+    from archc.backends.torch.codegen import as_graph
+
+    names = (cfg.gan.generator, cfg.gan.discriminator)
+    other_name = names[1] if graph.name == names[0] else names[0]
+    return as_graph(f"{graph.file}:{other_name}", None, getattr(req, "overrides", None) or None,
+                    getattr(req, "preset", None))
+
+
 def ends_with_sigmoid(graph) -> bool:
     """Whether the network's output is a sigmoid, looking through shape-only ops."""
     node = graph.node(graph.outputs[0])
@@ -164,17 +175,13 @@ class GanTrainer:
     def _networks(self, ctx):
         """(generator, discriminator, their graphs): ctx's network and the file's other one."""
         from archc.backends.torch.build import build
-        from archc.backends.torch.codegen import as_graph
 
         cfg, graph = ctx.cfg, ctx.graph
         names = (cfg.gan.generator, cfg.gan.discriminator)
         if graph.name not in names:
             raise TrainError(f"network {graph.name!r} is neither train.gan.generator ({names[0]!r}) nor "
                              f"train.gan.discriminator ({names[1]!r})", "train FILE without :NETWORK")
-        req = ctx.extra.get("request")
-        other_name = names[1] if graph.name == names[0] else names[0]
-        other = as_graph(f"{graph.file}:{other_name}", None, getattr(req, "overrides", None) or None,
-                         getattr(req, "preset", None))
+        other = partner_graph(graph, cfg, ctx.extra.get("request"))
         init = None if cfg.init is not None else DCGAN_INIT
         other_model = build(other, seed=cfg.seed + 1, init=init).to(ctx.device)
         if init is not None and not cfg.init_from:  # the main network was built with torch's default

@@ -207,7 +207,12 @@ def _train(req: Request, graph, cfg, run_dir: Path, resume_state, world) -> tupl
 
     progress = distributed.progress_for(Progress(req.progress), world)
     device = world.device or pick_device(cfg.device)
-    check_training(graph, cfg, str(device), world.size)  # a step that cannot fit: refused before the data
+    partner = None
+    if cfg.task == "gan" and graph.name in (cfg.gan.generator, cfg.gan.discriminator):
+        from archc.train.gan import partner_graph
+
+        partner = partner_graph(graph, cfg, req)  # trained in the same step: counted with it
+    check_training(graph, cfg, str(device), world.size, partner)  # a step that cannot fit: refused before the data
     progress.message(_banner(graph, cfg, device, run_dir))  # before the data and the model: a second after torch
     seed_everything(cfg.seed, cfg.deterministic)
     cpu_threads(cfg, graph, device)

@@ -66,7 +66,7 @@ def forward_source(layers: str, input_shape="[8, 4, 4]", outputs="") -> list[str
 
 def test_resnet_block_writes_in_place_as_torchvision_does():
     lines = archc.generate_source("resnet18").split("def forward", 1)[1].splitlines()
-    assert "        x = F.relu(x, inplace=True)  # relu_1 (64, 112, 112)" in lines
+    assert "        x = F.relu(x, inplace=True)  # relu (64, 112, 112)" in lines
     assert "        x1 = x1.add_(x)  # layer1.0.add_1 (64, 56, 56)" in lines
 
 

@@ -187,3 +187,30 @@ def test_evaluate_measures_both_losses_without_updating(tmp_path):
     assert set(out) == {"val_d_loss", "val_g_loss"} and all(math.isfinite(v) for v in out.values())
     assert out["val_d_loss"] == pytest.approx(2 * math.log(2), abs=0.05)  # fresh D: about 0.5 for all
     assert all(torch.equal(before[k], v) for k, v in trainer.disc.state_dict().items())
+
+
+def test_training_memory_counts_both_networks_of_the_pair(tmp_path, monkeypatch):
+    """A GAN step holds both networks' weights, gradients and Adam state, the generator's
+    activations and the discriminator's for two batches (real and generated): the check
+    before training counts them together, so a limit that the generator alone would pass
+    refuses the pair, before any data is read or anything is written."""
+    from archc.analysis.budget import estimate_training_bytes
+    from archc.analysis.memory import Settings, plan
+    from archc.train.config import make_config
+
+    g, d = archc.load(TINY, "generator"), archc.load(TINY, "discriminator")
+    cfg = make_config(g.train)
+    s = Settings(batch=cfg.batch_size, optimizer=cfg.optimizer.name, momentum=cfg.optimizer.momentum,
+                 weight_decay=cfg.optimizer.weight_decay or 0.0, nesterov=cfg.optimizer.nesterov)
+    pg, pd = plan(g, s), plan(d, s)
+    alone, _ = estimate_training_bytes(g, cfg)
+    both, parts = estimate_training_bytes(g, cfg, partner=d)
+    assert both == (sum(p.params + p.buffers + p.gradients + p.optimizer_state for p in (pg, pd))
+                    + pg.activations + 2 * pd.activations + max(pg.transient, pd.transient))
+    assert (both, parts.endswith("; generator and discriminator together")) == \
+        (estimate_training_bytes(d, cfg, partner=g)[0], True)  # named either way, the same pair
+    monkeypatch.setenv("ARCHC_MEMORY_LIMIT", str((alone + both) // 2))
+    out = tmp_path / "run"
+    r = run("train", TINY, "--epochs", 1, "--out", out)
+    assert r.exit_code == 1 and "generator and discriminator together" in r.output, r.output
+    assert not out.exists()
