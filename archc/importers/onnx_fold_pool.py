@@ -43,8 +43,10 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
         for i in n.inputs:
             readers.setdefault(i, []).append(n)
     replaced, fused = set(), {}
-    for gather in (n for n in nodes if n.op == "GatherND"):
-        found = _pool(gather, g, nodes, producer, readers)
+    for at, gather in enumerate(nodes):
+        if gather.op != "GatherND":
+            continue
+        found = _pool(gather, g, nodes[at + 1:], producer, readers)
         if found is not None:
             region, node = found
             replaced |= {id(n) for n in region}
@@ -55,8 +57,9 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
     return _live(kept, g.outputs)
 
 
-def _pool(gather: Node, g, nodes, producer, readers):
-    """(the nodes from the gather to the pool's output, the fused node), or None."""
+def _pool(gather: Node, g, after, producer, readers):
+    """(the nodes from the gather to the pool's output, the fused node), or None; ``after``:
+    the nodes that follow the gather."""
     move = producer.get(gather.inputs[0])
     index = g.consts.get(gather.inputs[1])
     if move is None or move.op != "Transpose" or index is None or gather.attrs.get("batch_dims", 0):
@@ -71,7 +74,7 @@ def _pool(gather: Node, g, nodes, producer, readers):
     out = _sizes_from_index(index, spatial)
     if out is None or not np.array_equal(index, _torch_index(shape[2:], out)):
         return None
-    region = next((tail for tail in _tails(gather, [shape[1], *out], g, nodes, readers)
+    region = next((tail for tail in _tails(gather, [shape[1], *out], g, after, readers)
                    if _averages([move, gather] + tail, shape, out, g)), None)
     if region is None:
         return None
@@ -113,12 +116,12 @@ def _torch_index(in_sizes, out) -> np.ndarray:
     return np.stack([np.broadcast_to(a, full) for a in axes], axis=-1)
 
 
-def _tails(gather: Node, want, g, nodes, readers) -> list:
+def _tails(gather: Node, want, g, after, readers) -> list:
     """The candidate tails: runs of nodes after the gather, each computing on the gathered
     values and constants only, that end in a value of shape [B, *want] which is the only
     one of the run read outside it (the sum before the division is one; the probe decides)."""
     inside, region, found = {gather.outputs[0]}, [], []
-    for node in nodes[nodes.index(gather) + 1:]:
+    for node in after:
         if not any(i in inside for i in node.inputs):
             continue
         if node.op not in TAIL or any(i and i not in inside and i not in g.consts for i in node.inputs):
@@ -142,7 +145,10 @@ def _averages(run, shape, out, g) -> bool:
     values = {run[0].inputs[0]: x}
     for node in run:
         feeds = {i: values[i] if i in values else _concrete(g.consts[i]) for i in node.inputs if i}
-        values.update(zip(node.outputs, _run(node, feeds, g)))
+        try:
+            values.update(zip(node.outputs, _run(node, feeds, g)))
+        except Exception:  # noqa: BLE001 - ONNX's reference refusing the node: not this pattern
+            return False
     got = values[run[-1].outputs[0]]
     return got.shape == (PROBE_BATCH, shape[1], *out) and bool(np.allclose(got, _reference(x, out), atol=1e-5))
 

@@ -83,6 +83,11 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
     except _Refused as exc:
         exc.node.attrs["archc.refused"] = (exc.message, exc.need)
         return nodes
+    except Exception as exc:  # noqa: BLE001 - ONNX's reference evaluator refusing a layout node
+        first = next(n for n in nodes if n.op in KINDS)
+        first.attrs["archc.refused"] = (f"the nodes around it could not be run on labelled tensors ({exc})",
+                                        "layout nodes ONNX's reference evaluator runs")
+        return nodes
     fused = {id(found[0][-1].node): _fused(*found) for found in stacks}
     dropped = absorbed | {id(r.node) for r in rnns}
     kept = [fused.get(id(n), n) for n in nodes if id(n) in fused or id(n) not in dropped]
