@@ -193,9 +193,9 @@ def saved_activations(graph: Graph, st: Settings) -> tuple[list[NodeMemory], int
             values[node.name] = _Value(values[over].storage, values[over].contiguous, grad, itemsize)
         else:
             layout = op.layout(node.attrs, ins, out, inputs[0].contiguous if inputs else True)
-            if layout == "new":
+            if layout in ("new", "transposed"):  # transposed: batch not outermost, contiguous at batch 1
                 storages[node.name] = st.batch * numel(out) * itemsize
-                values[node.name] = _Value(node.name, True, grad, itemsize)
+                values[node.name] = _Value(node.name, layout == "new" or st.batch == 1, grad, itemsize)
             else:
                 values[node.name] = _Value(inputs[0].storage, layout == "view" and inputs[0].contiguous,
                                            grad, itemsize)
@@ -209,8 +209,15 @@ def saved_activations(graph: Graph, st: Settings) -> tuple[list[NodeMemory], int
                     kept.add(key)
                     mine += storages[key]
         rows.append(NodeMemory(node.name, node.op, out, st.batch * numel(out) * itemsize, mine,
-                               over is not None, getattr(op, "saved_is_estimate", False)))
+                               over is not None, _estimate(op, st)))
     return rows, sum(storages[k] for k in kept)
+
+
+def _estimate(op, st: Settings) -> bool:
+    """The op's rule is a stated estimate (``saved_is_estimate``: a flag, or a function of
+    the settings — recurrent layers are exact on the CPU in float32 only)."""
+    flag = getattr(op, "saved_is_estimate", False)
+    return flag(st) if callable(flag) else bool(flag)
 
 
 def _inplace(graph: Graph):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from archc.errors import ShapeError
 from archc.ops.attention import rank_name, tokens_fix
-from archc.ops.registry import Attr, Bool, Choice, Float, Int, Op, register, saved_new
+from archc.ops.registry import Attr, Bool, Choice, Float, Int, Op, Saved, register, saved_new
 
 # The last layer's final hidden state h_n (layers·dirs, B, H) as (B, dirs·H): the forward
 # direction first, as in the sequence output's features.
@@ -81,25 +81,56 @@ class _Recurrent(Op):
             return f"{mod}({args[0]})[0]"
         return f"final_state({mod}({args[0]})[1]{self.h_n}, {_dirs(a)})"
 
-    # An estimate, not a count: the kernels keep an opaque workspace (oneDNN's LSTM on the
-    # CPU, cuDNN's reserve on CUDA) or, for torch's step-by-step CPU GRU, the gates of every
-    # step: about `workspace` values per step, sample and hidden unit for each layer and
-    # direction (measured with torch 2.14 on the CPU at L 8-32, H 64-128, B 16-32: LSTM
-    # 15.4-16.5, GRU 5.5-5.9; far more at toy sizes, oneDNN's buffer has a floor); besides
-    # it each layer keeps its input and output sequences and four (B, H) states, and
-    # dropout between layers its noise.
-    saved_is_estimate = True
-    workspace = 16
+    def layout(self, a, ins, out, contiguous):
+        # the kernels run time-major: output: sequence is a batch-first view of an (L, B, ·)
+        # tensor (contiguous at batch 1 only); the final state is a new (B, dirs·H) tensor
+        return "transposed" if a["output"] == "sequence" and ins[0][0] > 1 else "new"
+
+    @staticmethod
+    def saved_is_estimate(settings) -> bool:
+        """The rule below is exact on the CPU in float32 and a stated estimate elsewhere:
+        CUDA keeps cuDNN's reserve instead of oneDNN's workspace and its GRU is fused, and
+        under CPU autocast the kernels change (oneDNN's bf16 LSTM needs AVX-512 bf16; the
+        GRU mixes bf16 and float32 copies): neither could be measured here."""
+        return not (settings.device == "cpu" and settings.precision == "fp32")
 
     def saved(self, a, ins, out, ctx):
+        """What torch 2.14 keeps on the CPU (oneDNN 3.x), derived from saved_tensors_hooks
+        over a grid (batch 1-33, length 1-40, width 1-64, hidden 1-300, 1-3 layers, both
+        directions, with and without bias and dropout) and equal to the byte there.
+
+        nn.LSTM runs oneDNN's LSTM one layer and direction at a time (mkldnn_rnn_layer),
+        which keeps its input, its output sequence, its final h and c and its workspace;
+        nn.GRU runs torch's step-by-step cell, which keeps per step its (B, 3H) hidden
+        gates, three (B, H) tensors (the new gate, two copies made before in-place
+        products) and the hidden state it read. Both keep the zero initial states
+        (layers·dirs, B, H) — h, and c for the LSTM — and read a time-major copy of the
+        batch-first input, x.transpose(0, 1): no copy at batch 1 or length 1, where that
+        is contiguous (the input itself is kept); the GRU's backward direction makes a
+        second copy. Between layers: the layer output the next layer reads (both
+        directions concatenated), or with dropout its noise and the dropped output."""
         n, (length, width), h, dirs = ctx.batch, ins[0], a["hidden"], _dirs(a)
-        kept = []
+        lstm = self.gates == 4
+        steps = n * length  # values per feature of one sequence tensor
+        kept = [saved_new(a["layers"] * dirs * n * h)] * (2 if lstm else 1)  # zero h0 (and c0)
+        copies = 1 if lstm else dirs
+        in_place = (n == 1 or length == 1) and (not ctx.contiguous or ctx.contiguous[0])
+        kept += [Saved("input")] if in_place else [saved_new(steps * width)] * copies
+        last = a["layers"] - 1
         for layer, layer_in in enumerate(self._layer_inputs(a, ins)):
-            for _ in range(dirs):
-                kept += [saved_new(n * length * layer_in), saved_new(n * length * h),
-                         saved_new(self.workspace * n * length * h)] + [saved_new(n * h)] * 4
             if layer and a["dropout"]:
-                kept.append(saved_new(n * length * layer_in))
+                kept += [saved_new(steps * layer_in)] * 2  # the noise, the dropped input
+            elif layer and (dirs == 2 or not lstm):  # the concatenation / the GRU's output stack
+                kept.append(saved_new(steps * layer_in))
+            for _ in range(dirs):
+                if not lstm:
+                    kept += [saved_new(6 * steps * h), saved_new((length - 1) * n * h)]
+                    continue
+                whole = layer == last and dirs == 1 and a["output"] == "sequence"
+                kept += [Saved("output") if whole else saved_new(steps * h), saved_new(n * h), saved_new(n * h),
+                         saved_new(onednn_lstm_workspace(n, length, layer_in, h), 1)]
+                if not a["bias"]:  # oneDNN is given copies of the weights when there are no biases
+                    kept.append(saved_new(self.gates * h * (layer_in + h)))
         return kept
 
     def torch_params(self, a):
@@ -127,6 +158,33 @@ def _dirs(a) -> int:
     return 2 if a["bidirectional"] else 1
 
 
+PAGE = 4096  # oneDNN starts each part of an RNN workspace on a page
+
+
+def _good_ld(dim: int) -> int:
+    """oneDNN's leading dimension for float32 rows: a multiple of 64 bytes, moved off a
+    multiple of 256 values (4K aliasing)."""
+    ld = -(-dim // 16) * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+def onednn_lstm_workspace(batch: int, length: int, width: int, hidden: int) -> int:
+    """Bytes of oneDNN's forward-training workspace for one LSTM layer and direction in
+    float32 (oneDNN 3.x, cpu/rnn/rnn_utils: set_offsets; torch keeps it as a uint8 tensor):
+    the gates of every step, h of every step, then for L + 1 steps and two "layers"
+    (input and output) the states, c, and — reserved for backward — the diff states of
+    the layer and of the iteration and diff c, each part starting on a 4 KiB page, the
+    total rounded up to one (hence the floor of 7 pages at toy sizes)."""
+    states = 2 * (length + 1) * batch
+    parts = [length * batch * _good_ld(4 * hidden), length * batch * _good_ld(hidden),
+             states * _good_ld(max(width, hidden)), states * hidden,
+             states * _good_ld(max(width, hidden)), states * _good_ld(max(width, hidden)), states * hidden]
+    offset = 0
+    for values in parts:
+        offset = -(-offset // PAGE) * PAGE + 4 * values
+    return -(-offset // PAGE) * PAGE
+
+
 @register
 class LSTM(_Recurrent):
     name = "lstm"
@@ -141,6 +199,5 @@ class GRU(_Recurrent):
     name = "gru"
     doc = "Gated recurrent unit over a sequence [L, D] (nn.GRU, batch first)."
     gates = 3  # reset, update, new
-    workspace = 6
     torch_class = "GRU"
     h_n = ""  # nn.GRU returns (output, h_n)

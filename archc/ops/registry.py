@@ -357,8 +357,9 @@ class Op:
         return [Saved("input")]
 
     def layout(self, a: dict, ins: list[Shape], out: Shape, contiguous: bool) -> str:
-        """Where the output lives: "new" (a tensor of its own), "view" (the input's storage,
-        still contiguous) or "strided" (the input's storage, permuted or sliced)."""
+        """Where the output lives: "new" (a tensor of its own), "transposed" (one of its own
+        whose batch axis is not the outermost: contiguous at batch 1 only), "view" (the
+        input's storage, still contiguous) or "strided" (the input's storage, permuted or sliced)."""
         return "new"
 
 
