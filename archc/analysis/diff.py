@@ -2,19 +2,29 @@
 
 Nodes are paired in three passes, each on what the previous left unpaired:
 
-1. **same id, same node** — the name and the signature (op, attributes, output shape) agree;
-2. **same structure** — difflib's longest matching blocks over the remaining nodes' signatures,
-   in graph order: a node renamed because a layer was inserted above it (vgg16's
-   ``features.2`` is vgg16_bn's ``features.3``) still pairs with itself;
+1. **same id, same node** — the name and the signature (op, attributes, output shape) agree.
+   Of these pairs, the longest chain in the same order on both sides (a longest increasing
+   subsequence, as patience diff takes its unique lines) are the *anchors*;
+2. **same structure** — between two consecutive anchors only, difflib's longest matching
+   blocks over the remaining nodes' signatures, in graph order: a node renamed because a
+   layer was inserted above it (vgg16's ``features.2`` is vgg16_bn's ``features.3``) still
+   pairs with itself, while a layer can never pair with its look-alike thousands of
+   positions away, across nodes that agree. Within a gap, a surviving id beats a
+   look-alike: a structural pair whose B node has an id new to A is not taken while the A
+   node's own id waits unpaired in the same gap of B (a changed layer beside an inserted
+   copy of its old self is *changed*, the copy *added*);
 3. **same id** — what is left with equal names is the same layer *changed* (another op,
    attribute, shape, parameter or MAC count).
 
-Unpaired nodes of A are removed, of B added. The totals and a summary per top-level block
-(the first part of a node's id: ``layer3``, ``features``) follow.
+In one sentence: ids that agree in name and content, in order, fix the alignment; structure
+is matched only between them; an id still on both sides is a changed layer. Unpaired nodes
+of A are removed, of B added. The totals and a summary per top-level block (the first part
+of a node's id: ``layer3``, ``features``) follow.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from dataclasses import dataclass, field
 
@@ -28,8 +38,15 @@ def _attrs(node: Node) -> dict:
 
 
 def signature(node: Node) -> tuple:
+    """(op, attributes, output shape), hashable for difflib; a list attribute equals the
+    tuple of its items, as in values()."""
+    attrs = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in node.attrs.items()))
+    try:
+        hash(attrs)
+    except TypeError:  # a nested list or dict: compared by its text
+        attrs = repr(_attrs(node))
     shape = node.meta.get("shape")
-    return node.op, repr(_attrs(node)), tuple(shape) if shape is not None else None
+    return node.op, attrs, tuple(shape) if shape is not None else None
 
 
 def values(node: Node) -> dict:
@@ -64,43 +81,87 @@ class Diff:
         return not (self.changed or self.removed or self.added or self.renamed)
 
 
+def _increasing(js: list[int]) -> list[int]:
+    """Indices of a longest strictly increasing subsequence of ``js`` (patience sorting,
+    O(n log n): a 10k-node pair has 10k candidates)."""
+    tails: list[int] = []  # tails[k]: the smallest last value of an increasing run of length k + 1
+    ends: list[int] = []  # ends[k]: its index in js
+    back = [-1] * len(js)  # the index before i in the best run ending at i
+    for i, j in enumerate(js):
+        k = bisect.bisect_left(tails, j)
+        back[i] = ends[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(j)
+            ends.append(i)
+        else:
+            tails[k], ends[k] = j, i
+    out, i = [], ends[-1] if ends else -1
+    while i >= 0:
+        out.append(i)
+        i = back[i]
+    return out[::-1]
+
+
+def _gaps(match: list[int], taken: list[bool], anchors: list[tuple[int, int]]):
+    """Positions of the unpaired nodes of A and of B between consecutive anchors (i, j),
+    where both sides have some."""
+    bounds = [(-1, -1), *anchors, (len(match), len(taken))]
+    for (i0, j0), (i1, j1) in zip(bounds, bounds[1:]):
+        if i1 - i0 > 1 and j1 - j0 > 1:  # most anchors follow each other on both sides
+            ga = [i for i in range(i0 + 1, i1) if match[i] < 0]
+            gb = [j for j in range(j0 + 1, j1) if not taken[j]]
+            if ga and gb:
+                yield ga, gb
+
+
+def _pair(a: list[Node], b: list[Node], sa: list, sb: list) -> list[int]:
+    """The three passes of the module doc: for each node of ``a`` its partner's position
+    in ``b``, or -1. ``sa``, ``sb``: the nodes' signatures."""
+    b_at = {m.name: j for j, m in enumerate(b)}
+    a_names = {n.name for n in a}
+    match, taken = [-1] * len(a), [False] * len(b)
+    same_id = []  # 1. same id, same node: (position in a, position in b)
+    for i, n in enumerate(a):
+        j = b_at.get(n.name)
+        if j is not None and sb[j] == sa[i]:
+            match[i], taken[j] = j, True
+            same_id.append((i, j))
+    anchors = [same_id[k] for k in _increasing([j for _, j in same_id])]
+    for ga, gb in _gaps(match, taken, anchors):  # 2. same structure, between consecutive anchors only
+        blocks = difflib.SequenceMatcher(None, [sa[i] for i in ga], [sb[j] for j in gb],
+                                         autojunk=False).get_matching_blocks()
+        structural = [(ga[x + k], gb[y + k]) for x, y, size in blocks for k in range(size)]
+        waiting = set(gb) - {j for _, j in structural}  # B's nodes of this gap no structure pair takes
+        for i, j in structural:  # a[i]'s own id, waiting in this gap, beats a look-alike with a new id
+            if b[j].name not in a_names and b_at.get(a[i].name) in waiting:
+                continue
+            match[i], taken[j] = j, True
+    for i, n in enumerate(a):  # 3. same id, changed
+        j = b_at.get(n.name)
+        if match[i] < 0 and j is not None and not taken[j]:
+            match[i], taken[j] = j, True
+    return match
+
+
 def diff(a: Graph, b: Graph) -> Diff:
     """Pair the nodes of ``a`` and ``b`` (see the module doc) and classify them."""
     d = Diff(a, b)
-    b_by_name = {n.name: n for n in b.nodes}
-    sig = {id(n): signature(n) for g in (a, b) for n in g.nodes}  # each node's once (10k-node specs)
-    pairs: dict[int, Node] = {}  # id(node of a) -> node of b
-    taken: set[int] = set()
-    for n in a.nodes:  # 1. same id, same node
-        m = b_by_name.get(n.name)
-        if m is not None and sig[id(m)] == sig[id(n)]:
-            pairs[id(n)] = m
-            taken.add(id(m))
-    rest_a = [n for n in a.nodes if id(n) not in pairs]
-    rest_b = [m for m in b.nodes if id(m) not in taken]
-    matcher = difflib.SequenceMatcher(None, [sig[id(n)] for n in rest_a], [sig[id(m)] for m in rest_b],
-                                      autojunk=False)
-    for i, j, size in matcher.get_matching_blocks():  # 2. same structure
-        for k in range(size):
-            pairs[id(rest_a[i + k])] = rest_b[j + k]
-            taken.add(id(rest_b[j + k]))
-    for n in a.nodes:  # 3. same id, changed
-        m = b_by_name.get(n.name)
-        if id(n) not in pairs and m is not None and id(m) not in taken:
-            pairs[id(n)] = m
-            taken.add(id(m))
-    for n in a.nodes:
-        m = pairs.get(id(n))
-        if m is None:
+    sa = [signature(n) for n in a.nodes]  # each node's once (10k-node specs)
+    sb = [signature(m) for m in b.nodes]
+    match = _pair(a.nodes, b.nodes, sa, sb)
+    for i, n in enumerate(a.nodes):
+        if match[i] < 0:
             d.removed.append(n)
             continue
-        if sig[id(n)] == sig[id(m)]:  # op, attributes and shape agree: only the counts may differ
+        m = b.nodes[match[i]]
+        if sa[i] == sb[match[i]]:  # op, attributes and shape agree: only the counts may differ
             fields = [f for f in ("params", "macs") if n.meta.get(f) != m.meta.get(f)]
         else:
             va, vb = values(n), values(m)
             fields = [f for f in FIELDS if va[f] != vb[f]]
         (d.changed.append(Change(n, m, fields)) if fields else d.same.append((n, m)))
-    d.added = [m for m in b.nodes if id(m) not in taken]
+    paired = set(match)
+    d.added = [m for j, m in enumerate(b.nodes) if j not in paired]
     return d
 
 

@@ -1,0 +1,120 @@
+"""How archc/analysis/diff.py pairs the nodes of two networks: a changed layer stays
+*changed* however far away an inserted look-alike sits, shifted ids are *renamed*, moved
+layers pair by id, and random specs with inserted layers report exactly those as added."""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archc
+from archc.analysis.diff import diff
+from strategies import specs
+
+HEAD = "archc: 1\nname: t\ninput: [4, 8, 8]\nlayers:\n"
+
+
+def outcome(a_text: str, b_text: str) -> dict:
+    """The pairing as names: {status: [(A id, B id, fields)]}, in graph order."""
+    d = diff(archc.loads(a_text), archc.loads(b_text))
+    return {"changed": [(c.a.name, c.b.name, c.fields) for c in d.changed],
+            "renamed": [(x.name, y.name) for x, y in d.renamed],
+            "added": [m.name for m in d.added], "removed": [n.name for n in d.removed]}
+
+
+def chain(steps: int) -> str:
+    """A residual chain of conv, batch norm, relu, add steps with every layer written
+    out (the shape of bench/bench_validate.py's flat spec, written here independently)."""
+    lines = []
+    for i in range(steps):
+        skip = "input" if i == 0 else f"add{i - 1}"
+        lines += [f"  - conv2d: {{out: 4, kernel: 3, padding: 1, id: conv{i}}}", f"  - batchnorm2d: {{id: bn{i}}}",
+                  f"  - relu: {{id: relu{i}}}", f"  - add: {{id: add{i}, from: [relu{i}, {skip}]}}"]
+    return HEAD + "\n".join(lines) + "\n"
+
+
+def test_first_conv_changed_and_a_conv_inserted_in_the_middle():
+    """bench/bench_import.py's pair at 48 nodes: the inserted conv looks like conv0 did, 24
+    positions away; before the anchors, conv0 was "renamed conv0 -> extra_conv" and the
+    5x5 conv0 "added"."""
+    a = chain(12)
+    middle = "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv6}\n"
+    b = a.replace(middle, "  - conv2d: {out: 4, kernel: 3, padding: 1, id: extra_conv}\n"
+                          "  - batchnorm2d: {id: extra_bn}\n" + middle)
+    b = b.replace("{out: 4, kernel: 3, padding: 1, id: conv0}", "{out: 4, kernel: 5, padding: 2, id: conv0}")
+    assert outcome(a, b) == {"changed": [("conv0", "conv0", ["attrs", "params", "macs"])], "renamed": [],
+                             "added": ["extra_conv", "extra_bn"], "removed": []}
+
+
+def test_changed_layer_next_to_an_inserted_copy_of_its_old_self():
+    a = HEAD + ("  - conv2d: {out: 4, kernel: 1, id: stem}\n  - conv2d: {out: 4, kernel: 3, padding: 1, id: body}\n"
+                "  - relu: {id: act}\n")
+    b = a.replace("  - conv2d: {out: 4, kernel: 3, padding: 1, id: body}\n",
+                  "  - conv2d: {out: 4, kernel: 3, padding: 1, id: extra}\n"
+                  "  - conv2d: {out: 4, kernel: 5, padding: 2, id: body}\n")
+    assert outcome(a, b) == {"changed": [("body", "body", ["attrs", "params", "macs"])], "renamed": [],
+                             "added": ["extra"], "removed": []}
+    # the same with the insertion after the changed layer
+    b = a.replace("  - relu: {id: act}\n", "  - conv2d: {out: 4, kernel: 3, padding: 1, id: extra}\n"
+                                           "  - relu: {id: act}\n").replace("kernel: 3, padding: 1, id: body",
+                                                                            "kernel: 5, padding: 2, id: body")
+    assert outcome(a, b) == {"changed": [("body", "body", ["attrs", "params", "macs"])], "renamed": [],
+                             "added": ["extra"], "removed": []}
+
+
+def test_ids_shifted_by_inserted_batch_norms_are_renamed():
+    """torchvision's vgg11 against vgg11_bn: a batch norm after each conv shifts every later
+    ``features.N`` (features.2 of one is features.3 of the other)."""
+    conv, relu, bn = "conv2d: {out: 4, kernel: 3, padding: 1, id: ", "relu: {id: ", "batchnorm2d: {id: "
+    a = HEAD + "".join(f"  - {op}features.{k}}}\n" for k, op in enumerate([conv, relu, conv, relu]))
+    b = HEAD + "".join(f"  - {op}features.{k}}}\n" for k, op in enumerate([conv, bn, relu, conv, bn, relu]))
+    assert outcome(a, b) == {"changed": [], "renamed": [("features.1", "features.2"), ("features.2", "features.3"),
+                                                        ("features.3", "features.5")],
+                             "added": ["features.1", "features.4"], "removed": []}
+
+
+def test_reordered_layers_pair_by_id():
+    """Two branches written in the other order are the same network; a layer moved to the
+    other end of a chain pairs with itself and leaves the rest's alignment alone."""
+    a = HEAD + ("  - conv2d: {out: 4, kernel: 1, id: left, from: input}\n"
+                "  - conv2d: {out: 4, kernel: 3, padding: 1, id: right, from: input}\n"
+                "  - concat: {id: cat, from: [left, right]}\n")
+    b = HEAD + ("  - conv2d: {out: 4, kernel: 3, padding: 1, id: right, from: input}\n"
+                "  - conv2d: {out: 4, kernel: 1, id: left, from: input}\n"
+                "  - concat: {id: cat, from: [left, right]}\n")
+    assert diff(archc.loads(a), archc.loads(b)).identical
+    a = chain(3) + "  - dropout: {p: 0.1, id: drop}\n"
+    b = chain(3).replace("  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv1}\n",
+                         "  - dropout: {p: 0.1, id: drop, from: add0}\n"
+                         "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv1, from: drop}\n")
+    d = diff(archc.loads(a), archc.loads(b))
+    assert not (d.changed or d.renamed or d.added or d.removed)
+    assert [(x.name, y.name) for x, y in d.same if x.name == "drop"] == [("drop", "drop")]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs(max_layers=6))
+def test_a_spec_against_itself_is_identical(text):
+    d = diff(archc.loads(text), archc.loads(text))
+    assert d.identical and len(d.same) == len(d.a.nodes)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs(max_layers=6), st.data())
+def test_inserted_layers_are_exactly_the_added_ones(text, data):
+    """k shape-keeping layers (a relu, as the spec may already have some) spliced in before
+    random layers of a random spec: exactly those k are added, nothing else moves."""
+    doc = yaml.safe_load(text)
+    layers = doc["layers"]
+    k = data.draw(st.integers(1, 3))
+    for n in range(k):
+        at = data.draw(st.integers(0, len(layers) - 1))
+        op, body = next(iter(layers[at].items()))
+        src = body["from"]
+        first = src[0] if isinstance(src, list) else src
+        layers.insert(at, {"relu": {"id": f"inserted{n}", "from": first}})
+        body["from"] = [f"inserted{n}", *src[1:]] if isinstance(src, list) else f"inserted{n}"
+    d = diff(archc.loads(text), archc.loads(yaml.safe_dump(doc, sort_keys=False)))
+    assert sorted(m.name for m in d.added) == [f"inserted{n}" for n in range(k)]
+    assert not (d.changed or d.removed or d.renamed)
