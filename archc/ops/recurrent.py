@@ -108,23 +108,26 @@ class _Recurrent(Op):
         batch-first input, x.transpose(0, 1): no copy at batch 1 or length 1, where that
         is contiguous (the input itself is kept); the GRU's backward direction makes a
         second copy. Between layers: the layer output the next layer reads (both
-        directions concatenated), or with dropout its noise and the dropped output."""
+        directions concatenated), or with dropout its noise and the dropped output. A frozen
+        GRU (its input needing a gradient) keeps neither inputs nor hidden states."""
         n, (length, width), h, dirs = ctx.batch, ins[0], a["hidden"], _dirs(a)
         lstm = self.gates == 4
+        # a frozen GRU's matmuls keep only their (frozen) weights: no inputs, no hidden states
+        reads = lstm or ctx.trainable
         steps = n * length  # values per feature of one sequence tensor
-        kept = [saved_new(a["layers"] * dirs * n * h)] * (2 if lstm else 1)  # zero h0 (and c0)
-        copies = 1 if lstm else dirs
+        kept = [saved_new(a["layers"] * dirs * n * h)] * (2 if lstm else int(reads))  # zero h0 (and c0)
+        copies = (1 if lstm else dirs) if reads else 0
         in_place = (n == 1 or length == 1) and (not ctx.contiguous or ctx.contiguous[0])
-        kept += [Saved("input")] if in_place else [saved_new(steps * width)] * copies
+        kept += [Saved("input")] * bool(copies) if in_place else [saved_new(steps * width)] * copies
         last = a["layers"] - 1
         for layer, layer_in in enumerate(self._layer_inputs(a, ins)):
             if layer and a["dropout"]:
-                kept += [saved_new(steps * layer_in)] * 2  # the noise, the dropped input
-            elif layer and (dirs == 2 or not lstm):  # the concatenation / the GRU's output stack
+                kept += [saved_new(steps * layer_in)] * (1 + reads)  # the noise, the dropped input
+            elif layer and reads and (dirs == 2 or not lstm):  # the concatenation / the GRU's output stack
                 kept.append(saved_new(steps * layer_in))
             for _ in range(dirs):
                 if not lstm:
-                    kept += [saved_new(6 * steps * h), saved_new((length - 1) * n * h)]
+                    kept += [saved_new(6 * steps * h)] + [saved_new((length - 1) * n * h)] * reads
                     continue
                 whole = layer == last and dirs == 1 and a["output"] == "sequence"
                 kept += [Saved("output") if whole else saved_new(steps * h), saved_new(n * h), saved_new(n * h),

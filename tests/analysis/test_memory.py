@@ -247,6 +247,19 @@ def test_recurrent_layers_exactly(op, length, width, attrs, batch):
     assert not p.nodes[0].estimate and plan(graph, Settings(batch=batch)).nodes[0].estimate  # CUDA: estimate
 
 
+@pytest.mark.parametrize("op", ["lstm", "gru"])
+@pytest.mark.parametrize("attrs", [{"hidden": 7}, {"hidden": 7, "layers": 2, "bidirectional": True, "dropout": 0.3}])
+def test_frozen_recurrent_layer_behind_a_trainable_one(op, attrs):
+    """`trainable: false` with an input that needs a gradient: oneDNN's LSTM keeps as much,
+    the GRU's matmuls keep their weights only (no input copies, no hidden states)."""
+    tail = "  - linear: {out: 2}\n"
+    source = recurrent_spec(op, 6, 5, attrs | {"trainable": True}, tail).replace(
+        "layers:\n", "layers:\n  - linear: {out: 5}\n", 1).replace("trainable: true", "trainable: false")
+    graph = archc.loads(source)
+    real = measured_activations(build(graph, seed=0), graph, 3)
+    assert plan(graph, Settings(batch=3, device="cpu")).activations == real
+
+
 @pytest.mark.parametrize("batch", [1, 32, 100])
 def test_lstm_digits_exactly_at_its_training_batch(batch):
     """The zoo's recurrent network at batch 1 (oneDNN's page floor dominates), its
