@@ -11,8 +11,8 @@ Nodes are paired in three passes, each on what the previous left unpaired:
    pairs with itself, while a layer can never pair with its look-alike thousands of
    positions away, across nodes that agree. Within a gap, a surviving id beats a
    look-alike: a structural pair whose B node has an id new to A is not taken while the A
-   node's own id waits unpaired in the same gap of B (a changed layer beside an inserted
-   copy of its old self is *changed*, the copy *added*);
+   node's own id waits unpaired in the same gap of B, as the same op (a changed layer
+   beside an inserted copy of its old self is *changed*, the copy *added*);
 3. **same id** — what is left with equal names is the same layer *changed* (another op,
    attribute, shape, parameter or MAC count).
 
@@ -38,15 +38,17 @@ def _attrs(node: Node) -> dict:
 
 
 def signature(node: Node) -> tuple:
-    """(op, attributes, output shape), hashable for difflib; a list attribute equals the
-    tuple of its items, as in values()."""
+    """What a node is, less its id: (op, attributes, output shape, parameters, MACs), hashable
+    for difflib; a list attribute equals the tuple of its items, as in values(). The counts
+    tell apart look-alikes on inputs of another width (vgg's 64 -> 128 and 128 -> 128 convs)."""
     attrs = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in node.attrs.items()))
     try:
         hash(attrs)
     except TypeError:  # a nested list or dict: compared by its text
         attrs = repr(_attrs(node))
     shape = node.meta.get("shape")
-    return node.op, attrs, tuple(shape) if shape is not None else None
+    return (node.op, attrs, tuple(shape) if shape is not None else None, node.meta.get("params"),
+            node.meta.get("macs"))
 
 
 def values(node: Node) -> dict:
@@ -132,8 +134,9 @@ def _pair(a: list[Node], b: list[Node], sa: list, sb: list) -> list[int]:
                                          autojunk=False).get_matching_blocks()
         structural = [(ga[x + k], gb[y + k]) for x, y, size in blocks for k in range(size)]
         waiting = set(gb) - {j for _, j in structural}  # B's nodes of this gap no structure pair takes
-        for i, j in structural:  # a[i]'s own id, waiting in this gap, beats a look-alike with a new id
-            if b[j].name not in a_names and b_at.get(a[i].name) in waiting:
+        for i, j in structural:  # a[i]'s own id, waiting in this gap as the same op, beats a new id
+            own = b_at.get(a[i].name)
+            if b[j].name not in a_names and own in waiting and b[own].op == a[i].op:
                 continue
             match[i], taken[j] = j, True
     for i, n in enumerate(a):  # 3. same id, changed
@@ -154,8 +157,8 @@ def diff(a: Graph, b: Graph) -> Diff:
             d.removed.append(n)
             continue
         m = b.nodes[match[i]]
-        if sa[i] == sb[match[i]]:  # op, attributes and shape agree: only the counts may differ
-            fields = [f for f in ("params", "macs") if n.meta.get(f) != m.meta.get(f)]
+        if sa[i] == sb[match[i]]:  # op, attributes, shape and counts agree
+            fields = []
         else:
             va, vb = values(n), values(m)
             fields = [f for f in FIELDS if va[f] != vb[f]]

@@ -64,14 +64,18 @@ def test_changed_layer_next_to_an_inserted_copy_of_its_old_self():
 
 
 def test_ids_shifted_by_inserted_batch_norms_are_renamed():
-    """torchvision's vgg11 against vgg11_bn: a batch norm after each conv shifts every later
-    ``features.N`` (features.2 of one is features.3 of the other)."""
-    conv, relu, bn = "conv2d: {out: 4, kernel: 3, padding: 1, id: ", "relu: {id: ", "batchnorm2d: {id: "
-    a = HEAD + "".join(f"  - {op}features.{k}}}\n" for k, op in enumerate([conv, relu, conv, relu]))
-    b = HEAD + "".join(f"  - {op}features.{k}}}\n" for k, op in enumerate([conv, bn, relu, conv, bn, relu]))
-    assert outcome(a, b) == {"changed": [], "renamed": [("features.1", "features.2"), ("features.2", "features.3"),
-                                                        ("features.3", "features.5")],
-                             "added": ["features.1", "features.4"], "removed": []}
+    """torchvision's vgg against vgg_bn, two stages at 4 and 8 channels: a batch norm after
+    each conv shifts every later ``features.N`` (features.2 of one is features.3 of the
+    other), and features.7 is a conv 8 -> 8 in one, a conv 4 -> 8 in the other: the same op,
+    attributes and output shape, another layer (its parameters tell)."""
+    conv4, conv8 = "conv2d: {out: 4, kernel: 3, padding: 1, id: ", "conv2d: {out: 8, kernel: 3, padding: 1, id: "
+    relu, bn, pool = "relu: {id: ", "batchnorm2d: {id: ", "maxpool2d: {kernel: 2, id: "
+    a = [conv4, relu, conv4, relu, pool, conv8, relu, conv8, relu]
+    b = [conv4, bn, relu, conv4, bn, relu, pool, conv8, bn, relu, conv8, bn, relu]
+    a, b = (HEAD + "".join(f"  - {op}features.{k}}}\n" for k, op in enumerate(ops)) for ops in (a, b))
+    shifted = [(1, 2), (2, 3), (3, 5), (4, 6), (5, 7), (6, 9), (7, 10), (8, 12)]  # A's N -> B's N
+    assert outcome(a, b) == {"changed": [], "renamed": [(f"features.{x}", f"features.{y}") for x, y in shifted],
+                             "added": ["features.1", "features.4", "features.8", "features.11"], "removed": []}
 
 
 def test_reordered_layers_pair_by_id():
