@@ -2,9 +2,10 @@
 
 Nodes are paired in three passes, each on what the previous left unpaired:
 
-1. **same id, same node** — the name and the signature (op, attributes, output shape) agree.
-   Of these pairs, the longest chain in the same order on both sides (a longest increasing
-   subsequence, as patience diff takes its unique lines) are the *anchors*;
+1. **same id, same node** — the name and the signature (op, attributes, output shape,
+   parameters, MACs) agree. Of these pairs, the longest chain in the same order on both
+   sides (a longest increasing subsequence, as patience diff takes its unique lines) are
+   the *anchors*;
 2. **same structure** — between two consecutive anchors only, difflib's longest matching
    blocks over the remaining nodes' signatures, in graph order: a node renamed because a
    layer was inserted above it (vgg16's ``features.2`` is vgg16_bn's ``features.3``) still
