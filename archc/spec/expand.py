@@ -151,7 +151,7 @@ class Expander:
         if body is None:
             body = LDict()
         if not hasattr(body, "pos"):
-            body.pos, body.key_pos, body.val_pos = items.pos_of(i), {}, {}
+            body.pos = items.pos_of(i)
         path = f"{scope.path}layers[{i}].{kind}"
         pos = items.pos_of(i)
         env = scope.env

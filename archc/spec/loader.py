@@ -48,27 +48,38 @@ _BaseLoader.add_implicit_resolver(
 
 
 class LDict(dict):
-    """A mapping that knows its own position and those of its values."""
+    """A mapping that knows its own position and those of its keys and values.
+
+    The keys' and values' positions are kept as the parser's marks and become
+    :class:`Pos` only when asked for: a spec of 10,000 layers holds ~100,000 values, and
+    only an error message needs the position of one of them.
+    """
 
     pos: Pos
-    key_pos: dict
-    val_pos: dict
+    _file = ""
+    _key_marks: dict = {}  # key -> mark; the loader gives each mapping its own dicts
+    _val_marks: dict = {}
 
     def pos_of(self, key) -> Pos:
-        return self.val_pos.get(key, self.pos)
+        mark = self._val_marks.get(key)
+        return self.pos if mark is None else _mark(mark, self._file)
 
     def key_pos_of(self, key) -> Pos:
-        return self.key_pos.get(key, self.pos)
+        mark = self._key_marks.get(key)
+        return self.pos if mark is None else _mark(mark, self._file)
 
 
 class LList(list):
-    """A sequence that knows its own position and those of its items."""
+    """A sequence that knows its own position and those of its items (kept as marks, as
+    :class:`LDict` keeps them)."""
 
     pos: Pos
-    item_pos: list
+    _file = ""
+    _marks: list = []
 
     def pos_of(self, index: int) -> Pos:
-        return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
+        marks = self._marks
+        return _mark(marks[index], self._file) if 0 <= index < len(marks) else self.pos
 
 
 def plain(value):
@@ -164,12 +175,37 @@ def _check_depth(text: str, file: str) -> bool:
 _MERGE = "tag:yaml.org,2002:merge"
 
 
+def _construct_int(loader, node):
+    """An integer within the bound of computed ones (archc/spec/expr.py): a literal size
+    of 10**30 channels is as wrong as `$w * 10**30`."""
+    value = _BaseLoader.construct_yaml_int(loader, node)
+    if abs(value) > MAX_INT:
+        raise yaml.constructor.ConstructorError(None, None, TOO_LARGE, node.start_mark)
+    return value
+
+
+def _refuse(loader, node):
+    raise yaml.constructor.ConstructorError(
+        None, None, f"no constructor for the tag {node.tag!r}", node.start_mark)
+
+
+class _ScalarLoader(_BaseLoader):
+    """The safe loader with archc's scalars: bounded integers; a date stays the text it
+    was written as; sets, binary, ordered maps are refused."""
+
+
+_ScalarLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_ScalarLoader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
+for _tag in ("set", "binary", "omap", "pairs"):
+    _ScalarLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
+
+
 def _make_loader(file: str, problems: list):
     """A safe loader building LDict/LList; key problems are appended to ``problems`` as
     (message, key position, (mapping, key), fix) so that all of them are reported together.
     Merge keys (``<<: *defaults``) work as in YAML 1.1: the mapping's own keys win."""
 
-    class Loader(_BaseLoader):
+    class Loader(_ScalarLoader):
         def child(self, node):
             """construct_object, with a value PyYAML cannot build (``!!int x``, an integer
             of 5,000 digits) reported at its own line instead of escaping as a Python error."""
@@ -186,15 +222,16 @@ def _make_loader(file: str, problems: list):
         loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
         merged = len(node.value) - own
         out, own_keys = LDict(), set()
-        out.pos, out.key_pos, out.val_pos = _mark(node.start_mark, file), {}, {}
+        out.pos, out._file, out._key_marks, out._val_marks = _mark(node.start_mark, file), file, {}, {}
         for i, (key_node, value_node) in enumerate(node.value):
-            key, kpos = loader.child(key_node), _mark(key_node.start_mark, file)
+            key, kmark = loader.child(key_node), key_node.start_mark
+            kpos = _mark(kmark, file)
             if not isinstance(key, str):
                 problems.append((f"mapping key {_short(key)} is not text", kpos, (out, None),
                                  "quote it, or use a name: keys are names or attributes"))
                 continue
             if key in own_keys:
-                first = out.key_pos[key]
+                first = out.key_pos_of(key)
                 problems.append((f"duplicate key {key!r}", kpos, (out, key),
                                  f"the first {key!r} is at line {first.line}, column {first.col}; "
                                  "keep one"))
@@ -202,31 +239,18 @@ def _make_loader(file: str, problems: list):
             if i >= merged:
                 own_keys.add(key)
             out[key] = loader.child(value_node)
-            out.key_pos[key], out.val_pos[key] = kpos, _mark(value_node.start_mark, file)
+            out._key_marks[key], out._val_marks[key] = kmark, value_node.start_mark
         return out
 
     def construct_sequence(loader, node):
         _expect(node, yaml.SequenceNode, "a list")
         out = LList(loader.child(c) for c in node.value)
-        out.pos = _mark(node.start_mark, file)
-        out.item_pos = [_mark(c.start_mark, file) for c in node.value]
+        out.pos, out._file = _mark(node.start_mark, file), file
+        out._marks = [c.start_mark for c in node.value]
         return out
 
-    def construct_int(loader, node):
-        """An integer within the bound of computed ones (archc/spec/expr.py): a literal
-        size of 10**30 channels is as wrong as `$w * 10**30`."""
-        value = _BaseLoader.construct_yaml_int(loader, node)
-        if abs(value) > MAX_INT:
-            raise yaml.constructor.ConstructorError(None, None, TOO_LARGE, node.start_mark)
-        return value
-
-    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     Loader.add_constructor("tag:yaml.org,2002:map", construct_mapping)
     Loader.add_constructor("tag:yaml.org,2002:seq", construct_sequence)
-    # A date stays the text it was written as; sets, binary, ordered maps are refused.
-    Loader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
-    for tag in ("set", "binary", "omap", "pairs"):
-        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refuse)
     return Loader
 
 
@@ -234,11 +258,6 @@ def _expect(node, kind, what: str) -> None:
     if not isinstance(node, kind):
         raise yaml.constructor.ConstructorError(
             None, None, f"the tag {node.tag!r} needs {what} here", node.start_mark)
-
-
-def _refuse(loader, node):
-    raise yaml.constructor.ConstructorError(
-        None, None, f"no constructor for the tag {node.tag!r}", node.start_mark)
 
 
 def _short(value) -> str:
@@ -303,6 +322,112 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str = "") -> SpecE
                      "check indentation, colons, quotes and brackets here and on the lines above")
 
 
+_STR = "tag:yaml.org,2002:str"
+_NONE = object()  # no value yet (None is a YAML value)
+
+
+def _one_pass(text: str, file: str):
+    """The located tree of a plain document, built in one pass over libyaml's events, or
+    None where the document needs the general path below: an alias or anchor, a tag, a
+    merge key, a key that is not text or is repeated, a value PyYAML cannot build, a
+    bound passed, a syntax error, no document or several.
+
+    The general path parses the text twice (the bounds on the event stream, then libyaml's
+    composer) and builds through PyYAML's recursive constructor; a spec of 10,000
+    written-out layers took 1.2 s there. Anything unusual goes back to it, so every error,
+    and its position, stays the general path's own.
+    """
+    loader = _ScalarLoader(text)
+    try:
+        return _build(loader, file)
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    finally:
+        loader.dispose()
+
+
+def _scalar(loader, event, cache: dict):
+    """A scalar event's value as the general path constructs it, or _NONE to give up.
+    Quoted text is text; plain text resolves to a tag by YAML's implicit rules, the same
+    way for the same text, so each distinct plain text is resolved and built once."""
+    if not event.implicit[0]:
+        return event.value
+    value = cache.get(event.value, _NONE)
+    if value is _NONE:
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _STR:
+            value = event.value
+        elif tag == _MERGE or tag not in loader.yaml_constructors:
+            return _NONE
+        else:
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            value = loader.yaml_constructors[tag](loader, node)
+        cache[event.value] = value
+    return value
+
+
+def _build(loader, file: str):
+    """The loop of :func:`_one_pass`. A container is placed in its parent when it opens,
+    so the key waiting for a value is never more than one."""
+    get_event = loader.get_event
+    stack: list = []  # the open containers, innermost last
+    top, key, key_mark, root = None, _NONE, None, _NONE
+    values, documents, cache = 0, 0, {}
+    while True:
+        event = get_event()
+        kind = type(event)
+        if kind is yaml.ScalarEvent or kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None:
+                return None
+            values += 1
+            if values > MAX_NODES:
+                return None
+            if kind is yaml.ScalarEvent:
+                container, value = None, _scalar(loader, event, cache)
+                if value is _NONE:
+                    return None
+            elif len(stack) >= MAX_DEPTH:
+                return None
+            else:
+                container = value = LDict() if kind is yaml.MappingStartEvent else LList()
+                container.pos, container._file = _mark(event.start_mark, file), file
+                if kind is yaml.MappingStartEvent:
+                    container._key_marks, container._val_marks = {}, {}
+                else:
+                    container._marks = []
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            stack.pop()
+            top = stack[-1] if stack else None
+            continue
+        elif kind is yaml.DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                return None
+            continue
+        elif kind is yaml.StreamEndEvent:
+            return root if documents == 1 and root is not _NONE else None
+        elif kind is yaml.AliasEvent:
+            return None
+        else:  # the stream's start, a document's end
+            continue
+        if top is None:
+            root = value
+        elif type(top) is LList:
+            top.append(value)
+            top._marks.append(event.start_mark)
+        elif key is _NONE:  # a key: text, and new in its mapping
+            if container is not None or not isinstance(value, str) or value in top:
+                return None
+            key, key_mark = value, event.start_mark
+        else:
+            top[key] = value
+            top._key_marks[key], top._val_marks[key] = key_mark, event.start_mark
+            key = _NONE
+        if container is not None:
+            stack.append(container)
+            top = container
+
+
 def load_yaml(text: str, file: str = "<string>"):
     """Parse YAML text safely into a located tree (LDict/LList/scalars).
 
@@ -316,6 +441,9 @@ def load_yaml(text: str, file: str = "<string>"):
     if not text.strip():
         raise SpecErrors.one("the file is empty", Pos(file, 1, 1),
                              fix="start from a zoo spec: `archc zoo` lists them")
+    tree = _one_pass(text, file)
+    if tree is not None:
+        return tree
     problems: list = []
     loader = _make_loader(file, problems)(text)
     try:
