@@ -103,15 +103,30 @@ class Compiler:
 
 def _type(c, value, schema):
     names = value if isinstance(value, list) else [value]
-    tests = [TYPES[n] for n in names]
+    return _either([TYPES[n] for n in names])
+
+
+def _either(tests: list) -> Check:
+    """Any of the predicates; one or two called directly (most `type`s and `anyOf`s):
+    the checker runs several per value of a 10,000-layer spec."""
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda x: first(x) or second(x)
     return lambda x: any(t(x) for t in tests)
 
 
 def _enum(c, values, schema):
+    if all(isinstance(v, str) for v in values):  # names: only text equals text
+        names = frozenset(values)
+        return lambda x: isinstance(x, str) and x in names
     return lambda x: any(equal(x, v) for v in values)
 
 
 def _const(c, value, schema):
+    if isinstance(value, str):
+        return lambda x: isinstance(x, str) and x == value
     return lambda x: equal(x, value)
 
 
@@ -141,7 +156,7 @@ def _additional(c, sub, schema):
         raise Unsupported("patternProperties")
     inner = c.compile(sub)
     if sub is False:
-        return lambda x: not isinstance(x, dict) or all(k in known for k in x)
+        return lambda x: not isinstance(x, dict) or known.issuperset(x.keys())
     return lambda x: not isinstance(x, dict) or all(inner(v) for k, v in x.items() if k not in known)
 
 
@@ -151,7 +166,7 @@ def _required(c, names, schema):
 
 def _property_names(c, sub, schema):
     inner = c.compile(sub)
-    return lambda x: not isinstance(x, dict) or all(inner(k) for k in x)
+    return lambda x: not isinstance(x, dict) or all(map(inner, x))
 
 
 def _pattern(c, pattern, schema):
@@ -163,12 +178,11 @@ def _items(c, sub, schema):
     if isinstance(sub, list):
         raise Unsupported("items as a list")
     inner = c.compile(sub)
-    return lambda x: not isinstance(x, list) or all(inner(v) for v in x)
+    return lambda x: not isinstance(x, list) or all(map(inner, x))
 
 
 def _any_of(c, subs, schema):
-    inner = [c.compile(s) for s in subs]
-    return lambda x: any(s(x) for s in inner)
+    return _either([c.compile(s) for s in subs])
 
 
 def _bound(test):
