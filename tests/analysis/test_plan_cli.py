@@ -171,7 +171,7 @@ def test_batch_size_auto_under_torchrun_fills_each_process(strategy, monkeypatch
     multiple of 2 does not fit."""
     from archc.analysis import parallel
     from archc.analysis.memory import MARGIN
-    from archc.cli import _auto_batch
+    from archc.cli.train import _auto_batch
     from archc.report.plan import settings_for
 
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -190,7 +190,7 @@ def test_batch_size_auto_under_torchrun_fills_each_process(strategy, monkeypatch
 
 def test_batch_size_auto_counts_frozen_layers():
     """A frozen body keeps no gradients, optimizer state or saved inputs: a larger batch fits."""
-    from archc.cli import _auto_batch
+    from archc.cli.train import _auto_batch
 
     whole = _auto_batch("specs/lenet5.yaml", None, {}, None, "16MiB", "cpu", True, None, None)
     frozen = _auto_batch("specs/lenet5.yaml", None, {}, None, "16MiB", "cpu", True, None, "c1,c3,c5")

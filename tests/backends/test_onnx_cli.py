@@ -283,7 +283,7 @@ def test_export_names_each_stage_on_a_terminal_and_nothing_when_piped(tmp_path, 
                       "checking: onnx.checker, shape inference, onnxruntime against torch"]
     piped = CliRunner().invoke(main, ["export", str(tmp_path / "tiny.yaml"), "-o", str(tmp_path / "p.onnx")])
     assert piped.exit_code == 0 and "export: " not in piped.output  # CliRunner's stderr is no terminal
-    monkeypatch.setattr("archc.cli._stderr_is_terminal", lambda: True)
+    monkeypatch.setattr("archc.cli.export._stderr_is_terminal", lambda: True)
     shown = CliRunner().invoke(main, ["export", str(tmp_path / "tiny.yaml"), "-o", str(tmp_path / "t.onnx")])
     assert shown.exit_code == 0
     assert shown.output.index("export: tracing with torch.onnx (dynamo) …") < shown.output.index("wrote ")

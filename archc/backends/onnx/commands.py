@@ -1,4 +1,4 @@
-"""The work behind ``archc export`` and ``archc infer`` (archc/cli.py stays a thin shell).
+"""The work behind ``archc export`` and ``archc infer`` (archc/cli/export.py stays a thin shell).
 
 Both return the lines to print and raise OnnxError (one line, exit 1) or SpecErrors.
 """
