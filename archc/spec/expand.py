@@ -215,7 +215,9 @@ class Expander:
     # -- ids and inputs ------------------------------------------------------------------
     def local_id(self, body, kind, scope, path) -> str | None:
         if "id" in body:
-            local = self.text(body["id"], scope.env, scope, body.pos_of("id"), path + ".id")
+            raw = body["id"]
+            local = raw if type(raw) is str and _literal(raw) else \
+                self.text(raw, scope.env, scope, body.pos_of("id"), path + ".id")
             if local is None:
                 return None
             problem = id_problem(local)
@@ -249,6 +251,9 @@ class Expander:
         refs = [src] if isinstance(src, str) else list(src)
         out = []
         for j, ref in enumerate(refs):
+            if type(ref) is str and _literal(ref) and ref != "input" and "." not in ref and ref in scope.ids:
+                out.append(scope.ids[ref])  # what text() and ref() give a plain id seen above
+                continue
             where = body.pos_of("from") if isinstance(src, str) else body["from"].pos_of(j)
             ref = self.text(ref, scope.env, scope, where, path + ".from")
             if ref is None:
@@ -357,10 +362,13 @@ class Expander:
                 ok = False
                 continue
             given.add(key)
-            value, defined = self.defined(raw, env, scope, body.pos_of(key), f"{path}.{key}")
-            if not defined:
-                ok = False
-                continue
+            if _literal(raw):
+                value = raw
+            else:
+                value, defined = self.defined(raw, env, scope, body.pos_of(key), f"{path}.{key}")
+                if not defined:
+                    ok = False
+                    continue
             try:
                 attrs[key] = op.attrs[key].type.check(value) if value is not None else None
             except AttrError as exc:
@@ -523,6 +531,13 @@ class Expander:
         if out == inputs[0]:
             return out  # every layer of the block was skipped
         return out
+
+
+def _literal(raw) -> bool:
+    """A value written as it is meant (no expression, not a list that may hold one):
+    evaluating it gives it back, so the common case skips the position and path that only
+    an error message would need."""
+    return not (isinstance(raw, list) or is_expression(raw))
 
 
 def _accepted(attr_type) -> str:
