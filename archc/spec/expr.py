@@ -28,6 +28,7 @@ bounded so an expression cannot allocate without limit (``10 ** 10 ** 10``).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -166,11 +167,19 @@ def _strip_marker(body: str) -> str:
     return body[1:]
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(body: str) -> ast.Expression:
+    """The syntax tree of an expression's text. A block's expressions are evaluated again
+    for every instance (resnet50: ~150 evaluations of a few dozen texts), so each distinct
+    text is parsed once; the walker only reads the tree. Errors are not cached: a text that
+    fails fails again, alike."""
+    return ast.parse(_VAR.sub(lambda m: _PREFIX + m.group(1), body).strip(), mode="eval")
+
+
 def _eval_text(body: str, env: dict, input_shape, bare: bool = False, shown: str = ""):
     shown = shown or body.strip()
-    source = _VAR.sub(lambda m: _PREFIX + m.group(1), body)
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = _parse(body)
     except (SyntaxError, ValueError):
         raise ExprError(f"cannot parse expression {shown!r}",
                         "write arithmetic on $variables, e.g. `$width * 2`") from None
