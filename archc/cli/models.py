@@ -20,12 +20,15 @@ from archc.completion import SpecType
 def import_(model, output, weights_out):
     """Import an ONNX model, or a torchvision model traced by torch.fx, as an editable spec
     and its weights (docs/import.md)."""
-    from archc.importers.onnx import WEIGHT_SUFFIXES, import_lines
+    from archc.importers.onnx import import_lines, weights_path
 
-    if weights_out and not weights_out.lower().endswith(WEIGHT_SUFFIXES):
-        raise click.BadParameter(f"{weights_out}: use one of " + " ".join(WEIGHT_SUFFIXES),
-                                 param_hint="--weights-out")
-    if model.startswith("torchvision:"):
+    torchvision = model.startswith("torchvision:")
+    if weights_out or not torchvision:  # torchvision's weights are written only when asked for
+        try:
+            weights_path(output, weights_out)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--weights-out" if weights_out else "-o") from None
+    if torchvision:
         from archc.importers.torch_import import import_torchvision
 
         for line in import_torchvision(model.split(":", 1)[1], output, weights_out):

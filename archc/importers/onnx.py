@@ -29,6 +29,21 @@ from archc.importers.onnx_tie import tie_weights
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
+
+def weights_path(output, weights_out=None) -> Path:
+    """Where an import writes its weights: ``weights_out``, else beside the spec (``output``
+    with .safetensors). ValueError for another suffix, or for the spec's own path (the
+    second file written would replace the first)."""
+    output = Path(output)
+    path = Path(weights_out) if weights_out else output.with_suffix(".safetensors")
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        raise ValueError(f"{path}: the weights file ends in one of {' '.join(WEIGHT_SUFFIXES)}")
+    if path.resolve() == output.resolve():
+        raise ValueError(f"{path}: the weights would be written over the spec — give the weights another name"
+                         if weights_out else f"{path}: the weights, named after the spec, would be written "
+                         "over it — give the spec a .yaml name")
+    return path
+
 # what archc would need for ONNX ops the table does not map (the fix of the error)
 NEEDS = {
     "GlobalMaxPool": "a global max pool op",
@@ -78,9 +93,7 @@ def import_onnx(model, output, weights_out=None) -> ImportResult:
     (10, 'tiny.safetensors')
     """
     output = Path(output)
-    weights_out = Path(weights_out) if weights_out else output.with_suffix(".safetensors")
-    if weights_out.suffix.lower() not in WEIGHT_SUFFIXES:
-        raise ValueError(f"{weights_out}: the weights file ends in one of {' '.join(WEIGHT_SUFFIXES)}")
+    weights_out = weights_path(output, weights_out)
     result = onnx_to_spec(model, weights_name=os.path.relpath(weights_out, output.parent))
     _write_both(output, result.text, weights_out, result.weights)
     result.spec_path, result.weights_path = output, weights_out

@@ -203,17 +203,15 @@ def torchvision_model(name: str):
 def import_torchvision(name: str, output, weights_out=None) -> list[str]:
     """``archc import torchvision:NAME``: write the spec (and, with ``weights_out``, the
     module's freshly initialised state_dict); return the report's lines."""
-    from archc.importers.onnx import WEIGHT_SUFFIXES, save_weights
+    from archc.importers.onnx import save_weights, weights_path
     from archc.report import numbers as N
 
+    output = Path(output)
+    weights_out = weights_path(output, weights_out) if weights_out else None
     model, example = torchvision_model(name)
     r = torch_to_spec(model, example, name=name, source=f"torchvision:{name}")
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if weights_out:
-        weights_out = Path(weights_out)
-        if weights_out.suffix.lower() not in WEIGHT_SUFFIXES:
-            raise ValueError(f"{weights_out}: the weights file ends in one of {' '.join(WEIGHT_SUFFIXES)}")
         save_weights({k: v.numpy() for k, v in r.weights.items()}, weights_out)
     tmp = output.with_name(output.name + ".part")
     tmp.write_text(r.text, encoding="utf-8")
