@@ -190,10 +190,14 @@ def torchvision_model(name: str):
 
     builders = torchvision.models.list_models(module=torchvision.models)
     if name not in builders:
-        from archc.ops.registry import suggest
+        import difflib
 
+        close = difflib.get_close_matches(name, builders, n=3, cutoff=0.6)
+        fix = ("did you mean " + " or ".join(f"`{c}`" for c in close) + "?" if close else
+               f"torchvision.models.list_models(module=torchvision.models) lists its {len(builders)} "
+               "(alexnet, resnet50, vit_b_16, …)")
         raise SpecErrors.one(f"torchvision has no classification model {name!r}", Pos(f"torchvision:{name}"),
-                             "", suggest(name, builders))
+                             "", fix)
     extra = {"aux_logits": False, "init_weights": False} if name in ("googlenet", "inception_v3") else {}
     model = torchvision.models.get_model(name, weights=None, **extra).eval()
     size = SIZES.get(name, 224)

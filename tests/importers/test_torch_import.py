@@ -245,6 +245,12 @@ def test_from_torch_is_public_and_unknown_torchvision_names_are_said():
     assert result.exit_code == 1
     assert result.output.startswith("torchvision:resnet5: error: torchvision has no classification model "
                                     "'resnet5' — did you mean `resnet50`")
+    # no close name: where torchvision lists its models (not `archc ops`, which lists op kinds)
+    result = CliRunner().invoke(main, ["import", "torchvision:nosuchmodel", "-o", "x.yaml"])
+    assert result.exit_code == 1
+    assert result.output.startswith("torchvision:nosuchmodel: error: torchvision has no classification model "
+                                    "'nosuchmodel' — torchvision.models.list_models(module=torchvision.models) "
+                                    "lists its ")
 
 
 # ViT-B/16 and ConvNeXt-T: nn.MultiheadAttention, the tensors forward reads directly (ViT's
