@@ -147,6 +147,8 @@ def _check(node: Node, g, producer) -> _Rnn:
     if direction == "reverse":
         refuse("it reads the sequence backwards only (direction reverse)",
                f"a backward-only {kind} (archc's is forward or bidirectional)")
+    if direction not in ("forward", "bidirectional"):  # no other value is ONNX (onnxruntime refuses it)
+        refuse(f"its direction is {direction!r}", f"a forward or bidirectional {kind}")
     dirs = 2 if direction == "bidirectional" else 1
     given = [v.decode() if isinstance(v, bytes) else v for v in a.get("activations", [])]
     if given and [v.lower() for v in given] != [v.lower() for v in acts * dirs]:

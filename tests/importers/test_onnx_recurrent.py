@@ -168,6 +168,8 @@ REFUSED = {
                     "activations (archc's are torch's: Sigmoid, Tanh, Tanh)"),
     "reverse": (dict(attrs={"direction": "reverse"}), "it reads the sequence backwards only (direction "
                 "reverse) — archc would need a backward-only lstm (archc's is forward or bidirectional)"),
+    "unknown_direction": (dict(attrs={"direction": "sideways"}), "node 'rnn/cell' (LSTM): its direction is "
+                          "'sideways' — archc would need a forward or bidirectional lstm"),
     "gru_before_reset": (dict(op="GRU"), "node 'rnn/cell' (GRU): it applies the reset gate before the recurrent "
                          "product (linear_before_reset=0) — archc would need a gru of that variant (archc's "
                          "is torch's nn.GRU: linear_before_reset=1)"),
