@@ -65,6 +65,11 @@ def trace(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
                           f"{str(exc).splitlines()[0] if str(exc) else ''})",
                           "a forward without control flow that depends on tensor values") from None
     gm = fx.GraphModule(tracer.root, graph, type(module).__name__)
+    # GraphModule registers each tensor attribute of the root that forward reads as its own
+    # buffer, the constants forward makes (torch.ones(4) -> _tensor_constant0) included; those
+    # not in the module's state_dict are marked non-persistent, so that _param refuses them
+    own = set(module.state_dict(keep_vars=True))
+    gm._non_persistent_buffers_set.update(n for n, _ in gm.named_buffers(recurse=False) if n not in own)
     with torch.no_grad():
         ShapeProp(gm).propagate(example)
     return gm
@@ -148,9 +153,11 @@ def items(gm: fx.GraphModule) -> tuple[list[Item], list[str], list[TraceFailed]]
         elif node.op == "get_attr":
             p = _param(gm, node)
             if p is None:
-                errors.append(TraceFailed(node.target, "forward reads a tensor attribute that is neither a "
-                                          "parameter nor a persistent buffer", "the tensor as a module's "
-                                          "parameter or buffer (a layer owns its tensors)"))
+                made = node.target.startswith("_tensor_constant")  # fx's name for a constant forward makes
+                errors.append(TraceFailed(node.target, "forward makes a tensor constant (torch.tensor(...) in "
+                                          "forward)" if made else "forward reads a tensor attribute that is "
+                                          "neither a parameter nor a persistent buffer", "the tensor as a "
+                                          "module's parameter or buffer (a layer owns its tensors)"))
             else:
                 params[node.name] = p
     return out, outputs, errors

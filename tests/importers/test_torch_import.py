@@ -134,6 +134,37 @@ def test_unmapped_modules_and_functions_are_named_by_path_and_type():
         "archc would need an op computing it (`archc ops` lists those archc has)"]
 
 
+class Scaled(torch.nn.Module):
+    """fc's output times a tensor that is not in the state_dict: a constant forward makes, a
+    plain tensor attribute, or a non-persistent buffer. fx makes each a buffer of its graph
+    module; imported, it became a layer_scale whose weight module.state_dict() lacks."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.fc, self.how = torch.nn.Linear(4, 4), how
+        if how == "attribute":
+            self.scale = torch.full((4,), 2.0)
+        elif how == "non-persistent":
+            self.register_buffer("scale", torch.full((4,), 2.0), persistent=False)
+
+    def forward(self, x):
+        return self.fc(x) * (torch.full((4,), 2.0) if self.how == "constant" else self.scale)
+
+
+@pytest.mark.parametrize("how, where, message", [
+    ("constant", "_tensor_constant0", "forward makes a tensor constant (torch.tensor(...) in forward)"),
+    ("attribute", "scale", "forward reads a tensor attribute that is neither a parameter nor a persistent buffer"),
+    ("non-persistent", "scale", "forward reads a tensor attribute that is neither a parameter nor a persistent "
+                                "buffer"),
+])
+def test_a_tensor_outside_the_state_dict_is_a_located_error(how, where, message):
+    with pytest.raises(SpecErrors) as info:
+        archc.from_torch(Scaled(how), torch.randn(1, 4))
+    assert str(info.value).splitlines() == [
+        f"torch module Scaled: error: {where}: {message} — archc would need the tensor as a module's parameter "
+        "or buffer (a layer owns its tensors)"]
+
+
 def test_a_forward_neither_fx_nor_export_can_trace_is_a_located_error():
     """Control flow on a tensor's value: fx has no bool for a Proxy, export none for a fake value."""
     class Branchy(torch.nn.Module):
