@@ -68,6 +68,8 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
         module.train(was_training)
     if errors:
         raise SpecErrors(_grouped(errors, where))
+    if not outputs:
+        raise SpecErrors.one("forward returns no tensor", where, "", "a forward that returns its result")
     if not layers:
         raise SpecErrors.one("forward computes nothing archc keeps (its output is its input)", where)
     root, scopes = tree(layers, type(module))

@@ -165,6 +165,25 @@ def test_a_tensor_outside_the_state_dict_is_a_located_error(how, where, message)
         "or buffer (a layer owns its tensors)"]
 
 
+def test_a_forward_returning_nothing_or_its_input_is_said_so():
+    class Returns(torch.nn.Module):
+        def __init__(self, what):
+            super().__init__()
+            self.fc, self.what = torch.nn.Linear(4, 4), what
+
+        def forward(self, x):
+            if self.what == "input":
+                return x
+            self.fc(x)
+            return None
+
+    for what, message in [("none", "forward returns no tensor — a forward that returns its result"),
+                          ("input", "forward computes nothing archc keeps (its output is its input)")]:
+        with pytest.raises(SpecErrors) as info:
+            archc.from_torch(Returns(what), torch.randn(1, 4))
+        assert str(info.value) == f"torch module Returns: error: {message}"
+
+
 def test_a_forward_neither_fx_nor_export_can_trace_is_a_located_error():
     """Control flow on a tensor's value: fx has no bool for a Proxy, export none for a fake value."""
     class Branchy(torch.nn.Module):
