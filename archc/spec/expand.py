@@ -26,6 +26,7 @@ from archc.spec.loader import LDict, LList
 from archc.spec.schema import COMMON_KEYS
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED = re.compile(r"[A-Za-z0-9_.]+")
 MAX_NODES = 200_000
 MAX_REPEAT = 10_000
 MAX_ERRORS = 200
@@ -45,7 +46,7 @@ def id_problem(name: str) -> tuple[str, str] | None:
     ``archc expand`` writes its nodes, so that its output reads back as the same network
     with the same state_dict keys): the layer then sits inside those containers."""
     # other characters than a dotted path's: judge the whole id, not its pieces around dots
-    parts = name.split(".") if re.fullmatch(r"[A-Za-z0-9_.]+", name) else [name]
+    parts = name.split(".") if _DOTTED.fullmatch(name) else [name]
     for j, part in enumerate(parts):
         if j and INDEX.fullmatch(part):
             continue
@@ -385,7 +386,7 @@ class Expander:
                                f"add `{key}:`" + (f" ({spec.doc})" if spec.doc else ""), scope)
                     ok = False
                 else:
-                    attrs[key] = spec.type.check(spec.default) if spec.default is not None else None
+                    attrs[key] = _default(spec)
         lo, hi = (op.arity, op.arity) if isinstance(op.arity, int) else op.arity
         if not lo <= len(inputs) <= (hi or len(inputs)):
             want = f"{lo}" if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
@@ -531,6 +532,28 @@ class Expander:
         if out == inputs[0]:
             return out  # every layer of the block was skipped
         return out
+
+
+_DEFAULTS: dict[int, tuple] = {}  # id of an op's Attr -> (the Attr, its checked default)
+
+
+def _default(spec):
+    """An attribute's default as its type checks it (a kernel's 1 -> (1, 1)), computed once
+    per attribute where the result cannot be changed in place (numbers, text, tuples of
+    them): every conv of a 10,000-layer spec asks for the same stride and dilation."""
+    hit = _DEFAULTS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    value = spec.type.check(spec.default) if spec.default is not None else None
+    if _immutable(value):
+        _DEFAULTS[id(spec)] = (spec, value)
+    return value
+
+
+def _immutable(value) -> bool:
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    return value is None or type(value) in (int, float, str, bool)
 
 
 def _literal(raw) -> bool:
