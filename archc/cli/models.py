@@ -4,10 +4,11 @@ to a spec and its weights) and ``archc diff`` (two networks compared node by nod
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from archc.cli.common import FORMATS, parse_sets, require_file, resolve_spec
+from archc.cli.common import FORMATS, UsageLine, parse_sets, require_file, resolve_spec
 from archc.cli.group import main
 from archc.completion import SpecType
 
@@ -23,20 +24,36 @@ def import_(model, output, weights_out):
     from archc.importers.onnx import import_lines, weights_path
 
     torchvision = model.startswith("torchvision:")
+    if not torchvision:
+        require_file(model, "MODEL")
+    written = {"--output": output}
     if weights_out or not torchvision:  # torchvision's weights are written only when asked for
         try:
-            weights_path(output, weights_out)
+            written["--weights-out"] = weights_path(output, weights_out)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--weights-out" if weights_out else "-o") from None
+    for option, path in written.items():
+        _check_written(option, Path(path), None if torchvision else Path(model))
     if torchvision:
         from archc.importers.torch_import import import_torchvision
 
         for line in import_torchvision(model.split(":", 1)[1], output, weights_out):
             click.echo(line)
         return
-    require_file(model, "MODEL")
     for line in import_lines(model, output, weights_out):
         click.echo(line)
+
+
+def _check_written(option: str, path: Path, model: Path | None) -> None:
+    """A file import writes must not replace the model it reads, and its missing folders
+    (made by the import) must not sit under a file: both said before the model is read."""
+    if model is not None and path.resolve() == model.resolve():
+        raise UsageLine(f"{option}: {path} is the model being imported — write the import elsewhere")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageLine(f"{option}: {folder} is a file, not a folder")
 
 
 # --------------------------------------------------------------------------- diff
