@@ -109,7 +109,7 @@ def onnx_to_spec(model, weights_name: str | None = None) -> ImportResult:
     ctx = Context(g, nodes)
     layers, errors = [], []
     for node in nodes:
-        if id(node) in ctx.skipped:
+        if id(node) in ctx.skipped or node.attrs.get("archc.beside"):  # part of another node's error
             continue
         mapper = MAPPERS.get(node.op)
         try:

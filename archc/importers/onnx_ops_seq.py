@@ -82,16 +82,49 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
         stacks = _stacks(rnns)
     except _Refused as exc:
         exc.node.attrs["archc.refused"] = (exc.message, exc.need)
-        return nodes
+        return _beside(nodes)
     except Exception as exc:  # noqa: BLE001 - ONNX's reference evaluator refusing a layout node
         first = next(n for n in nodes if n.op in KINDS)
         first.attrs["archc.refused"] = (f"the nodes around it could not be run on labelled tensors ({exc})",
                                         "layout nodes ONNX's reference evaluator runs")
-        return nodes
+        return _beside(nodes)
     fused = {id(found[0][-1].node): _fused(*found) for found in stacks}
     dropped = absorbed | {id(r.node) for r in rnns}
     kept = [fused.get(id(n), n) for n in nodes if id(n) in fused or id(n) not in dropped]
     return _live(kept, g.outputs)  # the layout nodes only the recurrent ones read go too
+
+
+def _beside(nodes: list[Node]) -> list[Node]:
+    """``nodes``, the layout nodes around the recurrent ones marked ``archc.beside``: the
+    moves that only feed them and the moves of their outputs. Every recurrent node is an
+    error when the stack is not recognised; the batch-axis errors of its layout would only
+    repeat it (the importer skips marked nodes)."""
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    producer = {o: n for n in nodes for o in n.outputs}
+    rnns = [n for n in nodes if n.op in KINDS]
+    marked: set[int] = {id(n) for n in rnns}
+    # backwards: a move whose every reader is recurrent or marked
+    todo = list(rnns)
+    while todo:
+        for m in (producer[i] for i in todo.pop().inputs if i in producer):
+            if m.op in MOVES and id(m) not in marked and all(
+                    id(r) in marked for o in m.outputs for r in readers.get(o, [])):
+                marked.add(id(m))
+                todo.append(m)
+    # forwards: every move reading a recurrent or marked output
+    todo = list(rnns)
+    while todo:
+        for m in (r for o in todo.pop().outputs if o for r in readers.get(o, [])):
+            if m.op in MOVES and id(m) not in marked:
+                marked.add(id(m))
+                todo.append(m)
+    for n in nodes:
+        if id(n) in marked and n.op not in KINDS:
+            n.attrs["archc.beside"] = True
+    return nodes
 
 
 # --------------------------------------------------------------------------- labelling
