@@ -41,7 +41,7 @@ def multihead_attention(mod, call):
                           "biases on both projections or on neither (archc's attention `bias`)")
     for i, name in ((3, "key_padding_mask"), (5, "attn_mask")):
         if call.arg(i, name) is not None:
-            raise Unsupported(f"it is given a {name}", "attention of every position to every other")
+            raise Unsupported(f"it is given a mask ({name})", "attention of every position to every other")
     if call.arg(7, "is_causal", False):
         raise Unsupported("it is given is_causal with its mask", "archc's attention with `causal: true`")
     if call.arg(4, "need_weights", True) and _weights_read(call.node):

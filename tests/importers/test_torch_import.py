@@ -404,15 +404,18 @@ def test_vit_b_16_from_the_cli_has_the_zoo_specs_counts(tmp_path):
 class CrossAttention(torch.nn.Module):
     """Queries and keys/values from two projections: archc's attention `from: [q, kv]`."""
 
-    def __init__(self, batch_first=True, read_weights=False):
+    def __init__(self, batch_first=True, read_weights=False, mask=False):
         super().__init__()
         self.q, self.kv = torch.nn.Linear(6, 8), torch.nn.Linear(6, 8)
         self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
-        self.read_weights = read_weights
+        self.read_weights, self.mask = read_weights, mask
+        if mask:
+            self.register_buffer("zero_mask", torch.zeros(5, 5))  # for 5 tokens
 
     def forward(self, x):
         kv = self.kv(x)
-        y, weights = self.attn(self.q(x), kv, kv, need_weights=self.read_weights)
+        y, weights = self.attn(self.q(x), kv, kv, need_weights=self.read_weights,
+                               attn_mask=self.zero_mask if self.mask else None)
         return weights if self.read_weights else y[:, 1:3]
 
 
@@ -430,6 +433,8 @@ def test_cross_attention_and_a_slice_import_and_compute_the_same():
                              "batch_first=True (archc's tokens are [L, D] per sample, batch first)"),
     ({"read_weights": True}, "attn: forward reads its attention weights — archc would need an attention op "
                              "returning its weights"),
+    ({"mask": True}, "attn: it is given a mask (attn_mask) — archc would need attention of every position to "
+                     "every other"),
 ])
 def test_attention_archc_cannot_express_is_named(kwargs, message):
     with pytest.raises(SpecErrors) as info:
