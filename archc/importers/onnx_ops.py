@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 
-from archc.importers.onnx_fold import BATCH
-from archc.importers.onnx_table import Layer, Unsupported, as_int, compact, maps
+from archc.importers.onnx_table import Layer, Unsupported, compact, maps
 
 INT64_MAX = 2**63 - 1
 

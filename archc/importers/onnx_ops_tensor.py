@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from archc.importers.onnx_fold import BATCH
-from archc.importers.onnx_table import Layer, Unsupported, as_int, maps
+from archc.importers.onnx_table import Layer, Unsupported, maps
 
 INT64_MAX = 2**63 - 1
 
