@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import pickle
 from pathlib import Path
 
