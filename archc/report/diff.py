@@ -127,9 +127,12 @@ def rows(d: Diff) -> list[tuple[str, str, str, str]]:
 
 
 def _label(g) -> str:
-    from archc.report.variant import variant_name
+    """The side's network with its --set overrides (a side of `--set-b classes=10` must read
+    otherwise than the same file without), then its file."""
+    from archc.report.variant import value_text, variant_name
 
-    return f"{variant_name(g)} ({g.file})" if g.file else variant_name(g)
+    name = " ".join([variant_name(g), *(f"--set {k}={value_text(v)}" for k, v in g.overrides.items())])
+    return f"{name} ({g.file})" if g.file else name
 
 
 def _checkpoint_lines(d: Diff) -> list[str]:

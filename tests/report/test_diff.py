@@ -10,6 +10,7 @@ import sys
 from click.testing import CliRunner
 
 from archc.cli import main
+from archc.zoo import zoo_dir
 
 A = """archc: 1
 name: small
@@ -82,6 +83,9 @@ def test_same_spec_twice_is_no_difference_and_json(tmp_path):
     assert doc["checkpoint"]["loads"] is False
 
 
+ZOO = zoo_dir() / "mnist_mlp.yaml"
+
+
 def test_set_on_one_side_and_markdown():
     result = run("mnist_mlp", "mnist_mlp", "--set-b", "hidden=64", "--format", "markdown")
     assert result.exit_code == 0, result.output
@@ -89,6 +93,11 @@ def test_set_on_one_side_and_markdown():
         "50,240; macs 401,408 -> 50,176 |" in result.stdout.splitlines()
     # 784·512 + 512 + 512·512 + 512 + 512·10 + 10 against the same with 64
     assert "| params | 669,706 | 55,050 | −614,656 |" in result.stdout.splitlines()
+    # the side with the override is named with it (both sides are the same file)
+    assert result.stdout.startswith(f"## mnist_mlp ({ZOO}) → mnist_mlp --set hidden=64 ({ZOO})\n")
+    table = run("mnist_mlp", "mnist_mlp", "--set", "classes=5", "--set-a", "hidden=64")
+    assert table.stdout.splitlines()[:2] == [f"A: mnist_mlp --set classes=5 --set hidden=64 ({ZOO})",
+                                             f"B: mnist_mlp --set classes=5 ({ZOO})"]
 
 
 def test_diff_does_not_import_torch(tmp_path):
