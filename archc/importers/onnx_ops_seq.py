@@ -199,6 +199,8 @@ def _check(node: Node, g, producer) -> _Rnn:
     for i, what in ((1, "W"), (2, "R")) + (((3, "B"),) if _given(node, 3) else ()):
         if node.inputs[i] not in g.consts or g.consts[node.inputs[i]].dtype == object:
             refuse(f"its {what} input is computed in the graph", f"{an} with constant weights")
+        if g.consts[node.inputs[i]].dtype.kind != "f":
+            refuse(f"its {what} input holds {g.consts[node.inputs[i]].dtype} values", f"{an} with float weights")
     if _given(node, 4):
         refuse("it is given sequence lengths", f"{an} over padded sequences of several lengths")
     if node.op == "LSTM" and _given(node, 7) and not _is_zero(node.inputs[7], g, producer):
@@ -211,6 +213,12 @@ def _check(node: Node, g, producer) -> _Rnn:
     hidden = int(a.get("hidden_size", r.shape[-1]))
     if r.shape != (dirs, gates * hidden, hidden):
         refuse(f"its R input has shape {list(r.shape)}", f"R of shape [{dirs}, {gates * hidden}, {hidden}]")
+    w = g.consts[node.inputs[1]]  # [dirs, gates·H, D]: D is checked against the input (_source)
+    if w.ndim != 3 or w.shape[:2] != (dirs, gates * hidden):
+        refuse(f"its W input has shape {list(w.shape)}", f"W of shape [{dirs}, {gates * hidden}, input width]")
+    if _given(node, 3) and g.consts[node.inputs[3]].shape != (dirs, 2 * gates * hidden):
+        refuse(f"its B input has shape {list(g.consts[node.inputs[3]].shape)}",
+               f"B of shape [{dirs}, {2 * gates * hidden}]")
     return _Rnn(node, hidden, dirs)
 
 
@@ -226,6 +234,7 @@ def _source(rnn: _Rnn, g, producer, labels, owner) -> None:
             if _same(labels[x], below.time_major):
                 rnn.source, rnn.length = below, below.length
                 below.above.append(rnn)
+                _check_width(rnn, g, below.dirs * below.hidden)
                 return
         raise _Refused(rnn.node, f"it reads {owner[x][0].node.label()}'s output rearranged",
                        "the layer below's sequence as input, time-major [L, B, dirs·H]")
@@ -248,6 +257,14 @@ def _source(rnn: _Rnn, g, producer, labels, owner) -> None:
         raise _Refused(rnn.node, f"its input is {value!r} rearranged otherwise than batch and time swapped",
                        "a batch-first sequence [B, L, D] transposed to [L, B, D]")
     rnn.source, rnn.length = value, int(shape[1])
+    _check_width(rnn, g, int(shape[2]))
+
+
+def _check_width(rnn: _Rnn, g, width: int) -> None:
+    w = g.consts[rnn.node.inputs[1]]
+    if w.shape[2] != width:
+        raise _Refused(rnn.node, f"its W input has shape {list(w.shape)} for inputs {width} wide",
+                       f"W of shape [{rnn.dirs}, {w.shape[1]}, {width}]")
 
 
 def _outputs(rnn: _Rnn, labels, owner, next_label) -> None:

@@ -147,10 +147,13 @@ def test_dynamo_exporters_layout_is_recognised(tmp_path):
 H = 4
 
 
-def lstm_model(attrs=None, extra_inputs=(), extra_inits=(), op="LSTM", outputs=("y", "y_h"), read="y_h"):
-    """x [B, L, D] -> Transpose -> one LSTM / GRU node -> Squeeze of Y_h ([B, H]) or other reads."""
+def lstm_model(attrs=None, extra_inputs=(), extra_inits=(), op="LSTM", outputs=("y", "y_h"), read="y_h",
+               shapes=None):
+    """x [B, L, D] -> Transpose -> one LSTM / GRU node -> Squeeze of Y_h ([B, H]) or other reads;
+    ``shapes``: other shapes for W, R or B (a malformed file)."""
     gates = 4 if op == "LSTM" else 3
-    inits = [tensor("W", 1, gates * H, D), tensor("R", 1, gates * H, H), tensor("B", 1, 2 * gates * H)]
+    shapes = {"W": (1, gates * H, D), "R": (1, gates * H, H), "B": (1, 2 * gates * H)} | (shapes or {})
+    inits = [tensor(name, *shapes[name]) for name in ("W", "R", "B")]
     inits += list(extra_inits)
     nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
              helper.make_node(op, ["xt", "W", "R", "B", *extra_inputs], list(outputs), name="rnn/cell",
@@ -170,6 +173,12 @@ REFUSED = {
                 "reverse) — archc would need a backward-only lstm (archc's is forward or bidirectional)"),
     "unknown_direction": (dict(attrs={"direction": "sideways"}), "node 'rnn/cell' (LSTM): its direction is "
                           "'sideways' — archc would need a forward or bidirectional lstm"),
+    "w_rows": (dict(shapes={"W": (1, 3 * H, D)}), "its W input has shape [1, 12, 8] — archc would need W of "
+               "shape [1, 16, input width]"),
+    "w_width": (dict(shapes={"W": (1, 4 * H, D + 1)}), "its W input has shape [1, 16, 9] for inputs 8 wide — "
+                "archc would need W of shape [1, 16, 8]"),
+    "b_shape": (dict(shapes={"B": (1, 2, 4 * H)}), "its B input has shape [1, 2, 16] — archc would need B of "
+                "shape [1, 32]"),
     "gru_before_reset": (dict(op="GRU"), "node 'rnn/cell' (GRU): it applies the reset gate before the recurrent "
                          "product (linear_before_reset=0) — archc would need a gru of that variant (archc's "
                          "is torch's nn.GRU: linear_before_reset=1)"),
