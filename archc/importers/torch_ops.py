@@ -349,7 +349,7 @@ def dropout_f(call):
 
 def _two_tensors(call, op):
     if len(call.in_shapes) != 2:
-        raise Unsupported(f"it is {op} of a tensor and a constant", f"{op} of two computed tensors")
+        raise Unsupported(f"it applies {op} to a tensor and a constant", f"{op} of two computed tensors")
     return Mapped(op)
 
 

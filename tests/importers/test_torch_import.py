@@ -165,6 +165,21 @@ def test_a_tensor_outside_the_state_dict_is_a_located_error(how, where, message)
         "or buffer (a layer owns its tensors)"]
 
 
+def test_arithmetic_with_a_number_is_named():
+    class Doubled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) * 2
+
+    with pytest.raises(SpecErrors) as info:
+        archc.from_torch(Doubled(), torch.randn(1, 4))
+    assert str(info.value) == ("torch module Doubled: error: mul: it applies multiply to a tensor and a constant — "
+                               "archc would need multiply of two computed tensors")
+
+
 def test_a_forward_returning_nothing_or_its_input_is_said_so():
     class Returns(torch.nn.Module):
         def __init__(self, what):
