@@ -378,7 +378,8 @@ def _build(loader, file: str):
     so the key waiting for a value is never more than one. (Names are bound locally: the
     loop runs once per event, ~100,000 times for a 10,000-layer spec.)"""
     get_event = loader.get_event
-    scalar_event, mapping_start, sequence_start = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent
+    scalar_event, mapping_start = yaml.ScalarEvent, yaml.MappingStartEvent
+    sequence_start = yaml.SequenceStartEvent
     stack: list = []  # the open containers, innermost last
     top, key, key_mark, root = None, _NONE, None, _NONE
     values, documents, cache = 0, 0, {}
