@@ -31,9 +31,11 @@ def recognise(g, nodes: list[Node]) -> list[Node]:
         if n.outputs[0] in g.outputs or cat is None or cat.op != "Concat" or len(cat.inputs) != 2 \
                 or cat.inputs[0] != n.outputs[0] or cat.attrs.get("axis") not in (1, -2):
             continue
-        shape = g.shapes.get(cat.inputs[1])
+        shape, joined = g.shapes.get(cat.inputs[1]), g.shapes.get(cat.outputs[0])
         if shape is None or len(shape) != 3 or shape[2] != token.shape[2]:
             continue
+        if joined and None not in (joined[1], shape[1]) and joined[1] != shape[1] + 1:
+            continue  # the token expanded along the sequence too: several tokens, not one
         replace[id(cat)] = Node(FUSED, cat.name, [cat.inputs[1]], list(cat.outputs),
                                 {"weight": token, "hint": n.inputs[0]})
         dropped.add(id(n))

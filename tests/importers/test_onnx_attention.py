@@ -260,3 +260,28 @@ def test_torch_multihead_attention_imports(causal, tmp_path):
     x = torch.randn(3, L, D)
     with torch.no_grad():
         torch.testing.assert_close(built(x), block(x), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- class token
+
+
+def class_token_model(copies: int):
+    """x [B, 4, 8] after ``copies`` copies of a [1, 1, 8] token expanded to [B, copies, 8]."""
+    nodes = [helper.make_node("Shape", ["x"], ["batch"], start=0, end=1),
+             helper.make_node("Concat", ["batch", "rest"], ["size"], axis=0),
+             helper.make_node("Expand", ["cls", "size"], ["tokens"]),
+             helper.make_node("Concat", ["tokens", "x"], ["y"], axis=1)]
+    return model(nodes, [4, 8], "y", [tensor("cls", 1, 1, 8), ints("rest", [copies, 8])])
+
+
+def test_a_token_expanded_to_the_batch_is_a_class_token(tmp_path):
+    path, r = imported(class_token_model(1), tmp_path)
+    assert [n.op for n in r.graph.nodes] == ["class_token"] and r.graph.summary.output_shapes == [(5, 8)]
+    assert max_diff(path, r) == 0.0
+
+
+def test_a_token_expanded_along_the_sequence_too_is_not_one_class_token(tmp_path):
+    # three copies of the token before x: archc's class_token adds one
+    with pytest.raises(SpecErrors) as info:
+        imported(class_token_model(3), tmp_path)
+    assert "node 'tokens' (Expand): archc has no op for ONNX's Expand" in str(info.value)
