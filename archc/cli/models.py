@@ -26,6 +26,8 @@ def import_(model, output, weights_out):
     torchvision = model.startswith("torchvision:")
     if not torchvision:
         require_file(model, "MODEL")
+    if not Path(output).name:  # '' or '..': no file name to write
+        raise click.BadParameter(f"{output!r}: give the spec's file name (model.yaml)", param_hint="-o")
     written = {"--output": output}
     if weights_out or not torchvision:  # torchvision's weights are written only when asked for
         try:
