@@ -64,6 +64,8 @@ def resolve_spec(spec: str) -> str:
 
     if "\0" in spec:  # no file name holds one (only the API and a test can pass it)
         raise UsageLine("the spec path contains a NUL character")
+    if not spec.strip():  # Path("") is the current folder
+        raise UsageLine("the spec path is empty — give a spec file or a zoo name (archc zoo)")
     spec = resolve(spec)
     path, _ = split_target(spec)
     if not Path(path).exists():
