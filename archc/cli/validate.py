@@ -135,6 +135,11 @@ def show_reports(graphs, fmt: str) -> None:
 @import_root_option
 def expand(spec, sets, preset):
     """Print SPEC fully resolved: blocks, repeats, variables, conditions and imports expanded."""
+    from archc.cli.common import CliError
     from archc.report.expanded import render_all
 
-    click.echo(render_all(load_graphs(spec, sets, preset)), nl=False)
+    graphs = load_graphs(spec, sets, preset)
+    if not graphs:  # a library: its blocks expand where a network calls them
+        raise CliError(f"{spec}: a library of blocks, no network to expand — expand a spec that imports "
+                       "and calls its blocks")
+    click.echo(render_all(graphs), nl=False)

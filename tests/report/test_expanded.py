@@ -65,3 +65,11 @@ def test_archc_expand_output_validates(tmp_path):
     again = runner.invoke(main, ["validate", str(path)])
     assert again.exit_code == 0, again.output
     assert "generator" in again.output and "discriminator" in again.output
+
+
+def test_expanding_a_library_of_blocks_says_there_is_no_network(tmp_path):
+    path = tmp_path / "library.yaml"
+    path.write_text("archc: 1\nblocks:\n  unit:\n    layers:\n      - relu\n")
+    out = CliRunner().invoke(main, ["expand", str(path)])
+    assert (out.exit_code, out.output) == (1, f"archc: error: {path}: a library of blocks, no network to expand "
+                                              "— expand a spec that imports and calls its blocks\n")
