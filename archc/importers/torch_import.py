@@ -50,15 +50,18 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
 
     from archc.importers.torch_blocks import Structure, body_lines, tree
     from archc.importers.torch_render import Renderer
-    from archc.importers.torch_trace import TraceFailed, items, trace
+    from archc.importers.torch_trace import ExampleMismatch, TraceFailed, items, trace
 
     where = Pos(source or f"torch module {type(module).__name__}")
+    _check_example(example_input, where, torch)
     was_training = module.training
     module.eval()
     tracer = "torch.fx"
     try:
         try:
             gm = trace(module, example_input)
+        except ExampleMismatch:
+            raise
         except TraceFailed as exc:  # python control flow fx cannot follow: torch.export may
             gm, tracer = _exported(module, example_input, exc), "torch.export"
         layers, outputs, errors = items(gm)
@@ -87,6 +90,14 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     unused = [k for k in module.state_dict() if k not in weights and k not in bare]
     graph = _validated(text, weights, where, torch)
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
+
+
+def _check_example(example, where: Pos, torch) -> None:
+    """archc specs read one tensor, batch first: the example must be such a batch."""
+    if not isinstance(example, torch.Tensor) or example.ndim < 2:
+        what = f"a {example.ndim}-D tensor" if isinstance(example, torch.Tensor) else type(example).__name__
+        raise SpecErrors.one(f"the example input is {what}, not a batch", where, "",
+                             "one tensor [batch, ...] forward takes (torch.randn(1, 3, 224, 224))")
 
 
 def _exported(module, example, fx_failed):

@@ -12,6 +12,8 @@ the call that reads them, which claims them (torch_ops_seq.py) or is an error.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +51,11 @@ class TraceFailed(Exception):
         super().__init__(f"{where}: {message}")
 
 
+class ExampleMismatch(TraceFailed):
+    """forward and the example input do not fit (arity, dtype, shape): torch.export, which
+    runs the same forward, is not tried."""
+
+
 class _Tracer(fx.Tracer):
     # modules the table maps stay whole; other torch.nn modules too, so that an unmapped
     # one is reported by its path and class instead of by the functions inside it
@@ -64,14 +71,25 @@ def trace(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
         raise TraceFailed(type(module).__name__, f"torch.fx cannot trace its forward ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})",
                           "a forward without control flow that depends on tensor values") from None
+    inputs = [n.target for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise ExampleMismatch(type(module).__name__, f"forward takes {len(inputs)} inputs ({', '.join(inputs)})",
+                              "a forward of one tensor (an archc spec has one input)")
     gm = fx.GraphModule(tracer.root, graph, type(module).__name__)
     # GraphModule registers each tensor attribute of the root that forward reads as its own
     # buffer, the constants forward makes (torch.ones(4) -> _tensor_constant0) included; those
     # not in the module's state_dict are marked non-persistent, so that _param refuses them
     own = set(module.state_dict(keep_vars=True))
     gm._non_persistent_buffers_set.update(n for n, _ in gm.named_buffers(recurse=False) if n not in own)
-    with torch.no_grad():
-        ShapeProp(gm).propagate(example)
+    try:
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints what it raises
+            ShapeProp(gm).propagate(example)
+    except Exception as exc:  # noqa: BLE001 - forward's own error on this example (dtype, shape)
+        cause = exc.__cause__ or exc  # ShapeProp wraps it
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise ExampleMismatch(type(module).__name__, f"forward fails on the example input "
+                              f"({type(cause).__name__}: {first})",
+                              "an example batch of the shape and dtype forward takes") from None
     return gm
 
 

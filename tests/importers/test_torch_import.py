@@ -180,6 +180,31 @@ def test_arithmetic_with_a_number_is_named():
                                "archc would need multiply of two computed tensors")
 
 
+def test_an_example_forward_cannot_take_is_a_located_error():
+    linear = torch.nn.Sequential(torch.nn.Linear(4, 4))
+
+    class Two(torch.nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    need = "archc would need an example batch of the shape and dtype forward takes"
+    for module, example, message in [
+        (linear, torch.randn(4), "the example input is a 1-D tensor, not a batch — one tensor [batch, ...] "
+                                 "forward takes (torch.randn(1, 3, 224, 224))"),
+        (linear, [torch.randn(1, 4)], "the example input is list, not a batch — one tensor [batch, ...] "
+                                      "forward takes (torch.randn(1, 3, 224, 224))"),
+        (linear, torch.randn(1, 5), "Sequential: forward fails on the example input (RuntimeError: mat1 and mat2 "
+                                    f"shapes cannot be multiplied (1x5 and 4x4)) — {need}"),
+        (linear, torch.ones(1, 4, dtype=torch.int64), "Sequential: forward fails on the example input "
+         f"(RuntimeError: mat1 and mat2 must have the same dtype, but got Long and Float) — {need}"),
+        (Two(), torch.randn(1, 4), "Two: forward takes 2 inputs (x, y) — archc would need a forward of one "
+                                   "tensor (an archc spec has one input)"),
+    ]:
+        with pytest.raises(SpecErrors) as info:  # not torch's RuntimeError, not 'a bug in archc'
+            archc.from_torch(module, example)
+        assert str(info.value) == f"torch module {type(module).__name__}: error: {message}"
+
+
 def test_a_forward_returning_nothing_or_its_input_is_said_so():
     class Returns(torch.nn.Module):
         def __init__(self, what):
