@@ -46,7 +46,15 @@ def make_ids(hints: list[str]) -> list[str]:
         candidate, n = i, 1
         while candidate in seen or candidate in containers:
             n += 1
-            candidate = f"{i}_{n}"
+            candidate = _numbered(i, n)
         seen.add(candidate)
         out.append(candidate)
     return out
+
+
+def _numbered(id_: str, n: int) -> str:
+    """``id_`` with ``_n`` on its last part; a last part that is a repeat index (``block.2``,
+    a module's second ONNX node) becomes an identifier first: ``block.n2_2``."""
+    head, _, last = id_.rpartition(".")
+    last = f"n{last}_{n}" if last.isdigit() else f"{last}_{n}"
+    return f"{head}.{last}" if head else last

@@ -134,7 +134,7 @@ def test_external_data(tmp_path):
 
 
 def test_names_that_are_not_archc_ids_become_valid_unique_ids(tmp_path):
-    names = ["0", "class", "my-conv/w:0", "input", "train", "a.b", "a"]
+    names = ["0", "class", "my-conv/w:0", "input", "train", "a.b", "a", "block.2", "block.2"]
     nodes, prev = [], "x"
     for i, name in enumerate(names):
         nodes.append(N("Conv", [prev, f"{name}.weight"], [f"v{i}"], kernel_shape=[1, 1]))
@@ -142,7 +142,9 @@ def test_names_that_are_not_archc_ids_become_valid_unique_ids(tmp_path):
     inits = [tensor(f"{n}.weight", 2, 2, 1, 1) for n in names]
     path, r = imported(model(nodes, [2, 4, 4], prev, inits), tmp_path)
     ids = [line.split("id: ")[1].rstrip("}") for line in layer_lines(r)]
-    assert ids == ["n0", "class_1", "my_conv_w_0", "input_1", "train_1", "a.b", "a_2"]
+    # two layers named after one nn.Sequential child (ConvNeXt's block.2): the second's index
+    # becomes an identifier
+    assert ids == ["n0", "class_1", "my_conv_w_0", "input_1", "train_1", "a.b", "a_2", "block.2", "block.n2_2"]
     assert max_diff(path, r) <= TOL
 
 

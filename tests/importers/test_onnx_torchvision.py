@@ -10,7 +10,7 @@ Counts: both exporters fold every batch norm that follows a convolution into it 
 norms' buffers vanish; densenet's pre-activation batch norms stay). The TorchScript
 exporter gives the convolution a bias for the folded shift when it had none; the dynamo
 exporter's optimiser drops biases that are all zeros (the folded shift of a fresh batch
-norm, and vgg16's zero-initialised biases). Sizes: 32×32 inputs, the smallest these
+norm, and vgg16's zero-initialised biases); convnext_tiny's layer norms stay. Sizes: 32×32 inputs, the smallest these
 networks take; alexnet at 64×64, where its features are 1×1 and its adaptive pool makes
 them 6×6 (the TorchScript exporter refuses that; dynamo writes it as GatherND, imported as
 adaptive_avgpool2d); vgg16 at 224×224, where its adaptive pool is the identity (its 1×1 ->
@@ -34,7 +34,7 @@ torchvision = pytest.importorskip("torchvision")
 pytest.importorskip("onnxscript")
 
 SIZES = {"alexnet": 64, "vgg16": 224, "resnet18": 32, "resnet50": 32, "googlenet": 32,
-         "mobilenet_v2": 32, "densenet121": 32}
+         "mobilenet_v2": 32, "densenet121": 32, "efficientnet_b0": 32, "convnext_tiny": 32}
 DYNAMO = {"mobilenet_v2", "alexnet"}
 
 
