@@ -7,7 +7,9 @@ the analysis (params, MACs, receptive field) runs afterwards on the finished gra
 
 Naming: a layer's node is called by its ``id``, or ``<op>_<n>`` counted per kind within
 its scope; a block instance is a scope, so nodes are named ``layer2.basic_1.conv2d_1``,
-and a repeated layer ``X`` becomes ``X.0``, ``X.1``... (torchvision's ``layer1.0.conv1``).
+and a repeated layer ``X`` becomes ``X.0``, ``X.1``... (torchvision's ``layer1.0.conv1``) —
+or, where its id holds ``$index`` (``encoder_layer_$index``), the id with the copy's number
+put in (torchvision's ViT: ``encoder.layers.encoder_layer_0``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from archc.spec.schema import COMMON_KEYS
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED = re.compile(r"[A-Za-z0-9_.]+")
+# `$index` in a literal id numbers a repeat's copies (`block$index` -> block0, block1, ...)
+INDEXED = re.compile(r"\$index(?![A-Za-z0-9_])")
 MAX_NODES = 200_000
 MAX_REPEAT = 10_000
 MAX_ERRORS = 200
@@ -71,6 +75,7 @@ class Scope:
     counters: dict = field(default_factory=dict)
     visible: dict | None = None  # blocks callable here (an imported block's file), else the doc's
     frozen: bool = False  # inside a block call with `trainable: false`: every layer is frozen
+    patterns: dict = field(default_factory=dict)  # `block`, `block$index` -> (pattern, count)
 
     def full(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -172,8 +177,9 @@ class Expander:
             cond = self.value(body["when"], env, scope, body.pos_of("when"), path + ".when", force=True)
             if len(self.errors) > before:
                 return self.failed(scope, literal_id)
-            if not cond:
-                local = self.local_id(body, kind, scope, path) if "id" in body else None
+            if not cond:  # (a `$index` id names copies that do not exist: nothing to name)
+                indexed = "id" in body and self.indexed_id(body, scope, path) is not None
+                local = self.local_id(body, kind, scope, path) if "id" in body and not indexed else None
                 if local is not None:
                     scope.ids[local] = inputs[0]
                 return inputs[0]
@@ -192,6 +198,9 @@ class Expander:
                 return self.failed(scope, literal_id)
             if count == 0:
                 return inputs[0]
+        pattern = self.indexed_id(body, scope, path)
+        if pattern is not None:
+            return self.indexed_copies(pattern, count, op, block, body, scope, inputs, path, pos)
         local = self.local_id(body, kind, scope, path)
         if local is None:
             return self.failed(scope, literal_id)
@@ -208,6 +217,58 @@ class Expander:
         scope.ids[local] = out[0]
         return out[0]
 
+    def indexed_id(self, body, scope, path) -> str | None:
+        """The id if it holds `$index` (a pattern naming each copy of the repeat), else None;
+        `$index` anywhere else than a repeated layer's literal id is an error (recorded, and
+        the id is still returned so that the layer fails)."""
+        raw = body.get("id")
+        if type(raw) is not str or not INDEXED.search(raw):
+            return None
+        pos, where = body.pos_of("id"), path + ".id"
+        if is_expression(raw):
+            self.error(f"id {raw!r} mixes `$index` with an expression", pos, where,
+                       "write the id literally, with `$index` where the copy's number goes "
+                       "(`block$index`); a `${…}` template is evaluated once, for the whole repeat",
+                       scope)
+        elif "repeat" not in body:
+            self.error(f"id {raw!r} holds `$index`, which numbers the copies of a repeat, but "
+                       f"this layer has no `repeat:`", pos, where,
+                       "add `repeat: N`, or drop `$index`; for the number of the repeat that called "
+                       "this block, use a template: `\"block${index}\"`", scope)
+        return raw
+
+    def indexed_copies(self, pattern, count, op, block, body, scope, inputs, path, pos) -> str:
+        """A repeat whose id holds `$index`: copy k is named by the id with k put in
+        (`layers.encoder_layer_$index` -> layers.encoder_layer_0, ...); each copy is an id of
+        the scope, and the bare pattern is no layer (`from:` names a copy)."""
+        if is_expression(pattern) or "repeat" not in body:
+            return self.failed(scope)  # indexed_id reported it
+        where = body.pos_of("id")
+        if "$" in INDEXED.sub("", pattern):
+            self.error(f"id {pattern!r}: `$index` is the only expression an id may hold", where,
+                       path + ".id", "write the copy's number as `$index`; other values go in "
+                       "a `${…}` template of an id without `$index`", scope)
+            return self.failed(scope)
+        out = inputs
+        for k in range(count):
+            local = INDEXED.sub(str(k), pattern)
+            if not self.check_local(local, body, scope, path):
+                return self.failed(scope)
+            env_k = scope.env | {"index": k}
+            if op is not None:
+                out = [self.op_node(op, body, scope, env_k, out, local, path, pos)]
+            else:
+                out = [self.block_call(block, body, scope, env_k, out, local, path, pos)]
+            if out[0] is None:
+                return self.failed(scope)
+            scope.ids[local] = out[0]
+        stem = pattern.split("$index")[0].rstrip("._")
+        bare = {pattern, INDEXED.sub("", pattern)}
+        bare.update(".".join(stem.split(".")[:j]) for j in range(1, stem.count(".") + 2))
+        for name in bare - {""}:
+            scope.patterns.setdefault(name, (pattern, count))
+        return out[0]
+
     def _known_kinds(self):
         from archc.ops.registry import REGISTRY
 
@@ -221,21 +282,7 @@ class Expander:
                 self.text(raw, scope.env, scope, body.pos_of("id"), path + ".id")
             if local is None:
                 return None
-            problem = id_problem(local)
-            if problem:
-                self.error(problem[0], body.pos_of("id"), path + ".id", problem[1], scope)
-                return None
-            if local in scope.ids or scope.full(local) in self.names:
-                self.error(f"duplicate id {local!r}", body.pos_of("id"), path + ".id",
-                           "ids must be unique within a network or block", scope)
-                return None
-            full = scope.full(local).split(".")
-            for inside in (".".join(full[:j]) for j in range(1, len(full))):
-                if inside in self.names:  # a dotted id may not put a layer inside a layer
-                    self.error(f"id {local!r} puts a layer inside `{inside}`, which is a layer",
-                               body.pos_of("id"), path + ".id", "rename one of them", scope)
-                    return None
-            return local
+            return local if self.check_local(local, body, scope, path) else None
         n = scope.counters.get(kind, 0)
         while True:
             n += 1
@@ -244,6 +291,24 @@ class Expander:
                 break
         scope.counters[kind] = n
         return local
+
+    def check_local(self, local: str, body, scope, path) -> bool:
+        """A layer's id (or one copy's, for a `$index` id) is a safe, unused name."""
+        problem = id_problem(local)
+        if problem:
+            self.error(problem[0], body.pos_of("id"), path + ".id", problem[1], scope)
+            return False
+        if local in scope.ids or scope.full(local) in self.names:
+            self.error(f"duplicate id {local!r}", body.pos_of("id"), path + ".id",
+                       "ids must be unique within a network or block", scope)
+            return False
+        full = scope.full(local).split(".")
+        for inside in (".".join(full[:j]) for j in range(1, len(full))):
+            if inside in self.names:  # a dotted id may not put a layer inside a layer
+                self.error(f"id {local!r} puts a layer inside `{inside}`, which is a layer",
+                           body.pos_of("id"), path + ".id", "rename one of them", scope)
+                return False
+        return True
 
     def inputs(self, body, scope, prev, path, declared, index) -> list[str] | None:
         if "from" not in body:
@@ -277,6 +342,16 @@ class Expander:
             inner = scope.full(ref)
             if inner in self.names:
                 return inner
+        parts = ref.split(".")
+        if any(".".join(parts[:j]) in scope.ids for j in range(2, len(parts))) and \
+                scope.full(ref) in self.names:  # inside a dotted id's instance (`layers.block_0.conv`)
+            return scope.full(ref)
+        if ref in scope.patterns:
+            pattern, count = scope.patterns[ref]
+            copies = " … ".join(dict.fromkeys(INDEXED.sub(str(k), pattern) for k in (0, count - 1)))
+            self.error(f"`{ref}` is no layer: the repeat `{pattern}` names its copies {copies}", pos, path,
+                       f"name one copy: `{INDEXED.sub(str(count - 1), pattern)}` (the last)", scope)
+            return None
         if declared and head in declared and declared[head][0] >= index:
             cycle = self._cycle(head, declared, index)
             msg = (f"cycle: {' → '.join(cycle)}" if cycle else

@@ -46,10 +46,10 @@ def convnext_layer_scales(depths=CONVNEXT_DEPTHS, shift: int = 0) -> dict:
 
 
 # How many tensors pair by each rule: pinned so that ids drifting from torchvision's show.
-# ViT: conv_proj, class_token, encoder.pos_embedding, encoder.ln and heads.head by name;
-# encoder_layer_N and mlp.0/mlp.3 by order. ConvNeXt: features.N.M... all by order.
+# ViT: all 152 by name (its spec names the encoder layers `encoder_layer_$index` and the
+# MLP's layers mlp.0 … mlp.4). ConvNeXt: features.N.M... all by order.
 PAIRED = {
-    "vit_b_16": {"name": 8, "order": 144},
+    "vit_b_16": {"name": 152},
     "convnext_tiny": {"order": 182},
 }
 # torchvision's models: sum(p.numel() for p in model.parameters())
@@ -96,6 +96,16 @@ def test_with_torchvision_weights_computes_what_torchvision_computes(name, tmp_p
     assert got.shape == want.shape == (2, 1000)
     assert want.abs().max() > 0.5  # a real output, not the zero head torchvision starts with
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+def test_vit_state_dict_keys_are_torchvisions():
+    """Every key of the zoo ViT is torchvision's, but for the two tensors torchvision keeps as
+    bare parameters of a container (archc's class_token and pos_embedding ops own a `weight`)."""
+    ours = set(archc.build("vit_b_16", seed=1).state_dict())
+    theirs = set(models.vit_b_16(weights=None).state_dict())
+    bare = {"class_token", "encoder.pos_embedding"}
+    assert "encoder.layers.encoder_layer_11.mlp.3.weight" in theirs
+    assert ours == (theirs - bare) | {f"{k}.weight" for k in bare}
 
 
 def test_the_comparison_can_fail(tmp_path):
