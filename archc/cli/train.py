@@ -114,21 +114,24 @@ def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, 
     """Train SPEC[:NETWORK] as its train: section says; flags override it (docs/train.md)."""
     import json
 
-    if nproc and nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not yet under torchrun
-        from archc.train.distributed import launch, passthrough_args
-
-        ctx = click.get_current_context()
-        ctx.exit(launch(passthrough_args(ctx), nproc))
+    launching = nproc and nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1  # not yet under torchrun
     if spec is None and resume is None:
         raise click.UsageError("give SPEC, or --resume RUN_DIR")
     require_file(resume, "--resume", "folder")
     require_file(init_from, "--init-from")
     path, network, overrides = _train_target(spec, sets, preset) if spec else (None, None, {})
-    if batch_size == "auto":
+    if batch_size == "auto" and not launching:  # under torchrun: each process plans its share
         batch_size = _auto_batch(path, network, overrides, preset, memory_size, device, quiet, strategy, freeze)
     flags = {"data": data, "epochs": epochs, "batch_size": batch_size, "lr": lr, "device": device,
              "seed": seed, "init_from": init_from, "strategy": strategy, "compile": compile_ or None,
              "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None}
+    if launching:
+        from archc.train.distributed import launch, passthrough_args
+
+        if path is not None and resume is None and batch_size != "auto":
+            _run_training(lambda: _check_before_launch(path, network, overrides, preset, flags, nproc))
+        ctx = click.get_current_context()
+        ctx.exit(launch(passthrough_args(ctx), nproc))
 
     def run():
         from archc.train.run import Request
@@ -146,6 +149,16 @@ def train(spec, data, epochs, batch_size, memory_size, lr, device, out, resume, 
         shown = {k: v for k, v in metrics.items() if k.startswith("test_")} or metrics
         click.echo("final: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in shown.items()) + f"  (run: {run_dir})", err=True)
+
+
+def _check_before_launch(path, network, overrides, preset, flags: dict, nproc: int) -> None:
+    """The spec and its train section, checked once before torchrun starts the workers."""
+    from archc.api import load_all
+    from archc.train.distributed import check_before_launch
+
+    graphs = load_all(path, overrides or None, preset)
+    chosen = [g for g in graphs if g.name == network] or [g for g in graphs if g.train] or graphs
+    check_before_launch(chosen[0].train, flags, nproc)
 
 
 def _auto_batch(path, network, overrides, preset, memory_size, device, quiet, strategy, freeze) -> int:

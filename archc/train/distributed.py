@@ -113,10 +113,24 @@ def rank_config(cfg, world: World):
     """The configuration one process trains with: ``batch_size`` its part of the global batch."""
     if not world.active:
         return cfg
-    if cfg.batch_size % world.size:
-        raise TrainError(f"train.batch_size {cfg.batch_size} (the global batch) does not split over "
-                         f"{world.size} processes", f"use a multiple of {world.size}")
+    check_split(cfg.batch_size, world.size)
     return dataclasses.replace(cfg, batch_size=cfg.batch_size // world.size)
+
+
+def check_split(batch_size: int, processes: int) -> None:
+    """The global batch must split evenly over the processes (TrainError)."""
+    if batch_size % processes:
+        raise TrainError(f"train.batch_size {batch_size} (the global batch) does not split over "
+                         f"{processes} processes", f"use a multiple of {processes}")
+
+
+def check_before_launch(train_section, flags: dict, nproc: int) -> None:
+    """What every worker would refuse at its first step, refused once before torchrun starts
+    ``nproc`` of them (else each prints it, then torchrun its own traceback): the train
+    section with the command's flags must convert, and its batch split over ``nproc``."""
+    from archc.train.config import make_config
+
+    check_split(make_config(train_section, flags).batch_size, nproc)
 
 
 # --------------------------------------------------------------------------- progress

@@ -80,6 +80,34 @@ def test_global_batch_must_split_over_the_processes():
                               "use a multiple of 2")
 
 
+def test_what_every_worker_would_refuse_is_refused_before_torchrun_starts(tmp_path, monkeypatch):
+    """--nproc N: a batch that does not split, a spec that does not load or a missing file
+    is one error from the launcher, exit 1 (or 2), before torchrun starts N workers that
+    would each print it and torchrun its traceback."""
+    from click.testing import CliRunner
+
+    from archc.cli import main
+    from archc.train import distributed
+
+    started = []
+    monkeypatch.setattr(distributed, "launch", lambda args, n: started.append(n) or 0)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    runner = CliRunner()
+    r = runner.invoke(main, ["train", "specs/lenet5.yaml", "--nproc", "3", "--batch-size", "32", "--out",
+                             str(tmp_path / "run")])
+    assert (r.exit_code, r.output) == (1, "archc: error: train.batch_size 32 (the global batch) does not "
+                                          "split over 3 processes — use a multiple of 3\n")
+    r = runner.invoke(main, ["train", "specs/lenet5.yaml", "--nproc", "2", "--set", "train.batch_size=33"])
+    assert r.exit_code == 1 and "does not split over 2 processes" in r.output
+    r = runner.invoke(main, ["train", str(tmp_path / "missing.yaml"), "--nproc", "2"])
+    assert r.exit_code != 0 and "missing.yaml" in r.output
+    r = runner.invoke(main, ["train", "--nproc", "2"])
+    assert r.exit_code == 2 and "give SPEC, or --resume RUN_DIR" in r.output
+    assert started == [] and not (tmp_path / "run").exists()
+    r = runner.invoke(main, ["train", "specs/lenet5.yaml", "--nproc", "2", "--batch-size", "32"])
+    assert (r.exit_code, started) == (0, [2])  # a batch that splits: torchrun starts
+
+
 # ----------------------------------------------------------------------------- pieces, in one process
 
 
