@@ -28,7 +28,9 @@ IDENT = r"^[A-Za-z_][A-Za-z0-9_]*(?!\n)$"  # no trailing newline (Python's $ all
 EXPR = {"type": "string", "pattern": r"^\s*\$", "description": "an expression: `$width * 2`"}
 
 COMMON_KEYS = {
-    "id": {"type": "string", "description": "name of the node; other nodes refer to it in `from`"},
+    "id": {"type": "string", "description": "name of the node; other nodes refer to it in `from`. "
+                                             "With `repeat:`, `$index` in it numbers each copy "
+                                             "(`block$index` -> block0, block1, ...)"},
     "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
              "description": "input node id(s); default: the previous layer. `input` is the block's input"},
     "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPR],

@@ -16,7 +16,7 @@ the start of forward to the end of backward, as FSDP2 does for its root.
 
 Wrapping units are the spec's **block instances** (:func:`wrapping_units`): the outermost
 instances, except that an instance holding repeated instances (ViT's ``encoder`` with its
-``layers.0`` … ``layers.11``) is opened and its repeats become the units. A block instance
+``layers.encoder_layer_0`` … ``_11``) is opened and its repeats become the units. A block instance
 is a namespace in the built module (``layer1.0``: a ``Block`` container with no forward;
 the network's forward calls its layers one by one), so a unit is FSDP2's grouped form,
 ``fully_shard([its layers...])``: the first of its layers to run gathers the whole unit,
@@ -38,21 +38,31 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import torch
 from torch import nn
 
 INDEX = re.compile(r"\.\d+$")  # the scope entry of a repeat's copy: "layers.3"
+DIGITS = re.compile(r"\d+")
 
 
 def wrapping_units(graph) -> list[str]:
-    """The module paths of the block instances that become FSDP units, in forward order."""
-    instances = []  # (path, is a repeat's copy), every instance once, outermost first
+    """The module paths of the block instances that become FSDP units, in forward order.
+
+    A repeat's copy is an instance named ``X.3``, or one of several instances of one block
+    in one parent whose names differ only in their numbers — a repeat whose id holds
+    ``$index`` (ViT's ``layers.encoder_layer_3``), or such calls written out one by one."""
+    seen = {}  # path -> (parent, block, name with numbers masked, named X.N), outermost first
     for node in graph.nodes:
         for depth in range(1, len(node.scope) + 1):
             path = ".".join(node.scope[:depth])
-            if path not in (p for p, _ in instances):
-                instances.append((path, bool(INDEX.search(node.scope[depth - 1]))))
+            if path not in seen:
+                local = node.scope[depth - 1]
+                seen[path] = (".".join(node.scope[:depth - 1]), node.blocks[depth - 1],
+                              DIGITS.sub("#", local), bool(INDEX.search(local)))
+    alike = Counter(key[:3] for key in seen.values())
+    instances = [(path, key[3] or ("#" in key[2] and alike[key[:3]] > 1)) for path, key in seen.items()]
     units = []
     for path, _ in instances:
         if any(path == u or path.startswith(u + ".") for u in units):

@@ -96,7 +96,7 @@ def test_the_wrapping_units_are_block_instances():
     assert unit_layers(model, "res.1") == [model.res[1].fc1, model.res[1].fc2]
     # an instance holding repeats is opened: ViT's encoder -> its 12 layers (the mlp inside each stays)
     vit = wrapping_units(archc.load("vit_b_16"))
-    assert vit == [f"encoder.layers.{i}" for i in range(12)] + ["heads"]
+    assert vit == [f"encoder.layers.encoder_layer_{i}" for i in range(12)] + ["heads"]
     resnet = wrapping_units(archc.load("resnet18"))  # the shortcut stays in its block
     assert resnet == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
 
