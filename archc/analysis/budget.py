@@ -156,46 +156,54 @@ def inference_bytes(graph, batch: int) -> int | None:
 
 def estimate_training_bytes(graph, cfg, device: str = "cpu", ranks: int = 1, partner=None) -> tuple[int, str] | None:
     """(bytes, what they are) of one training step's peak on each of ``ranks`` processes:
-    archc/analysis/memory.py's plan (weights, gradients, optimizer state, activations kept
-    for backward, the step's temporaries) for the train section ``cfg``. ``partner``: a GAN's
-    other network, trained in the same step (archc/train/gan.py): both networks' weights,
-    gradients and optimizer state are held, and the generator's activations stay alive
-    while the discriminator runs on the real and the generated batch (twice its
-    activations). Swap this function for a finer model; the checks only need the number."""
+    archc/analysis/parallel.py's share of archc/analysis/memory.py's plan (weights,
+    gradients, optimizer state, activations kept for backward, the step's temporaries; DDP's
+    buckets, FSDP's shards and gathered units) for the train section ``cfg``, its frozen
+    layers counted. ``partner``: a GAN's other network, trained in the same step
+    (archc/train/gan.py): both networks' weights, gradients and optimizer state are held,
+    and the generator's activations stay alive while the discriminator runs on the real and
+    the generated batch (twice its activations). None where no estimate can be made (a
+    batch that does not split over the processes: training says so itself)."""
     from archc.report import numbers as N
 
     if weight_bytes(graph) is None or (partner is not None and weight_bytes(partner) is None):
         return None
-    batch = -(-cfg.batch_size // max(ranks, 1))  # a rank's share of the global batch
-    # FSDP shards the weights, their gradients and the optimizer state between the ranks
-    shards = max(ranks, 1) if getattr(cfg, "strategy", None) == "fsdp" else 1
-    plans = [_plan(graph, cfg, device, batch)]
-    if partner is not None:
-        plans.append(_plan(partner, cfg, device, batch))
-    weights = sum(p.params + p.buffers for p in plans) // shards
-    grads = sum(p.gradients for p in plans) // shards
-    state = sum(p.optimizer_state for p in plans) // shards
+    ranks = max(ranks, 1)
+    try:
+        shares = [_share(g, cfg, device, ranks) for g in (graph, partner) if g is not None]
+    except ValueError:
+        return None
     # the discriminator (train.gan.discriminator names it) runs on two batches per step
-    twice = [2 if g.name == getattr(getattr(cfg, "gan", None), "discriminator", None) else 1
-             for g in (graph, partner)[:len(plans)]]
-    activations = sum(k * p.activations for k, p in zip(twice, plans))
-    transient = max(p.transient for p in plans)
+    disc = getattr(getattr(cfg, "gan", None), "discriminator", None)
+    held = sum(s.peak - s.activations - s.transient for s in shares)
+    activations = sum((2 if g.name == disc and partner is not None else 1) * s.activations
+                      for g, s in zip((graph, partner), shares))
+    transient = max(s.transient for s in shares)
+    weights = sum(s.params + s.buffers for s in shares)
+    grads, state = sum(s.gradients for s in shares), sum(s.optimizer_state for s in shares)
+    other = held - weights - grads - state  # DDP's buckets; FSDP's gathered parameters and gradients
     parts = (f"weights {N.nbytes(weights)}, gradients {N.nbytes(grads)}, optimizer state {N.nbytes(state)}, "
-             f"activations {N.nbytes(activations + transient)} for a batch of {batch}"
+             + (f"{'buckets' if shares[0].strategy == 'ddp' else 'gathered units'} {N.nbytes(other)}, " if other else "")
+             + f"activations {N.nbytes(activations + transient)} for a batch of {shares[0].batch}"
+             + (f" on each of {ranks} processes ({shares[0].strategy})" if ranks > 1 else "")
              + (f"; {graph.name} and {partner.name} together" if partner is not None else ""))
-    return weights + grads + state + activations + transient, parts
+    return held + activations + transient, parts
 
 
-def _plan(graph, cfg, device: str, batch: int):
-    """memory.plan of ``graph`` under the train section ``cfg`` at ``batch`` on ``device``."""
-    from archc.analysis.memory import OPTIMIZERS, Settings, plan
+def _share(graph, cfg, device: str, ranks: int):
+    """One process's parallel.share of ``graph`` under the train section ``cfg`` on ``device``."""
+    from archc.analysis.memory import OPTIMIZERS, Settings
+    from archc.analysis.parallel import frozen_nodes, share
 
     opt, cuda, amp = cfg.optimizer, str(device).startswith("cuda"), cfg.amp
     precision = (("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") if cuda
                  else ("bf16" if amp == "bf16" else "fp32"))
-    return plan(graph, Settings(batch=batch, optimizer=opt.name if opt.name in OPTIMIZERS else "adam",
-                                momentum=opt.momentum, weight_decay=opt.weight_decay or 0.0,
-                                nesterov=opt.nesterov, precision=precision, device="cuda" if cuda else "cpu"))
+    frozen = frozen_nodes(graph, cfg.freeze) if getattr(cfg, "freeze", None) else frozenset()
+    settings = Settings(batch=cfg.batch_size, optimizer=opt.name if opt.name in OPTIMIZERS else "adam",
+                        momentum=opt.momentum, weight_decay=opt.weight_decay or 0.0, nesterov=opt.nesterov,
+                        precision=precision, device="cuda" if cuda else "cpu", frozen=frozen)
+    strategy = getattr(cfg, "strategy", None) if ranks > 1 else None
+    return share(graph, settings, ranks, strategy or "ddp")
 
 
 # --------------------------------------------------------------------------- the checks

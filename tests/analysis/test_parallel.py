@@ -230,3 +230,24 @@ def test_fsdp_without_torch_is_said(monkeypatch):
     assert r.exit_code == 1
     assert ("--strategy fsdp lays out its units with torch, which is not installed here — install torch, "
             "or plan --strategy ddp") in r.output
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_the_training_memory_check_uses_the_per_process_plan(strategy):
+    """archc train's check before the data (analysis/budget.py) predicts what `archc plan
+    --nproc N --strategy S` does for one process (DDP's buckets, FSDP's shards and gathered
+    units), with train.freeze counted; a batch that does not split gives no estimate
+    (training's own error says so)."""
+    from archc.analysis.budget import estimate_training_bytes
+    from archc.report.plan import settings_for
+    from archc.train.config import make_config
+
+    graph = archc.load("specs/lenet5.yaml")
+    cfg = make_config(graph.train, {"batch_size": 64, "strategy": strategy})
+    need, parts = estimate_training_bytes(graph, cfg, "cpu", 2)
+    assert need == parallel.share(graph, settings_for(graph, 64, device="cpu"), 2, strategy).peak
+    assert f"for a batch of 32 on each of 2 processes ({strategy})" in parts
+    frozen = make_config(graph.train, {"batch_size": 64, "strategy": strategy, "freeze": ["c1", "c3"]})
+    assert estimate_training_bytes(graph, frozen, "cpu", 2)[0] == parallel.share(
+        graph, settings_for(graph, 64, device="cpu", freeze=["c1", "c3"]), 2, strategy).peak < need
+    assert estimate_training_bytes(graph, make_config(graph.train, {"batch_size": 63}), "cpu", 2) is None
