@@ -1,7 +1,8 @@
 """The body of a spec as text: the lines of archc/importers/torch_blocks.py's structure,
-with ``repeat`` for runs of copies ``P.0`` … ``P.n-1`` (attributes that differ only in the
-first copy, or grow by a constant step, become ``$index`` expressions), the ``from:`` that
-are needed and the ids.
+with ``repeat`` for runs of copies ``P.0`` … ``P.n-1`` (``id: P``) or ``P0`` … ``Pn-1``
+(``id: P$index``, as torchvision's ViT names its ``encoder_layer_0`` …); attributes that
+differ only in the first copy, or grow by a constant step, become ``$index`` expressions;
+the ``from:`` that are needed and the ids.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ from archc.importers.onnx_spec import _flow
 from archc.importers.torch_blocks import MISSING, Line, _key
 from archc.ir.names import IDENT
 from archc.ops.registry import get_op
+
+
+FIRST_COPY = re.compile(r"(.*?)0$")  # a run's first id: P.0 or P0 (P: `layers.`, `encoder_layer_`)
+
+
+def run_ids(first_id: str, count: int) -> tuple[str, str, list[str]]:
+    """A run's written id, the name `from:` reads it by, and its copies' names: `layers.0`
+    -> `layers` (archc's naming of a repeat; `from: layers` is the last copy); `block0` ->
+    `block$index` (an id with `$index`; `from:` names a copy: the last, block3)."""
+    stem = FIRST_COPY.fullmatch(first_id).group(1)
+    copies = [f"{stem}{k}" for k in range(count)]
+    if stem.endswith("."):
+        return stem[:-1], stem[:-1], copies
+    return f"{stem}$index", copies[-1], copies
 
 
 def _literal(value) -> str | None:
@@ -93,16 +108,20 @@ class Renderer:
 
     def _run(self, lines: list[Line], i: int):
         head = lines[i]
-        if not head.id or not head.id.endswith(".0") or head.when:
+        first = FIRST_COPY.fullmatch(head.id or "")
+        stem = first.group(1) if first else ""
+        if head.when or not re.fullmatch(r".*[A-Za-z_.]", stem):  # `layer10` is no first copy
             return None
-        stem, j = head.id[:-2], i + 1
-        while (j < len(lines) and lines[j].kind == head.kind and lines[j].id == f"{stem}.{j - i}"
+        j = i + 1
+        while (j < len(lines) and lines[j].kind == head.kind and lines[j].id == f"{stem}{j - i}"
                and lines[j].refs == [j - 1] and not lines[j].when):
             j += 1
         inner = set(range(i, j - 1))
         if j - i < 2 or any(set(x.refs) & inner for k, x in enumerate(lines) if not i < k < j):
             return None
-        if any(x.id and (x.id == stem or x.id.startswith(stem + ".")) for k, x in enumerate(lines) if not i <= k < j):
+        bare = stem[:-1]  # `layers` names the last copy of `layers.N`: no other layer may be it
+        if stem.endswith(".") and any(x.id and (x.id == bare or x.id.startswith(stem))
+                                      for k, x in enumerate(lines) if not i <= k < j):
             return None
         copies = [self._full(x.kind, x.attrs) for x in lines[i:j]]
         attrs = {}
@@ -119,7 +138,7 @@ class Renderer:
     def render(self, lines: list[Line], outputs: list | None = None, indent: str = "  ") -> list[str]:
         units = self.units(lines)
         last_of = {k: u[0] + u[1] - 1 for u in units for k in range(u[0], u[0] + u[1])}
-        runs = {u[0]: lines[u[0]].id[:-2] for u in units if u[1] > 1}
+        runs = {u[0]: run_ids(lines[u[0]].id, u[1]) for u in units if u[1] > 1}
         needed, previous = set(), "input"
         for first, count, _ in units:
             if lines[first].refs != [previous]:
@@ -139,8 +158,10 @@ class Renderer:
                 entry["when"] = line.when
             if count > 1:
                 entry["repeat"] = count
-            if first + count - 1 in names and (count > 1 or line.id or first + count - 1 in needed):
-                entry["id"] = names[first + count - 1]
+            if count > 1:
+                entry["id"] = runs[first][0]
+            elif first in names and (line.id or first in needed):
+                entry["id"] = names[first]
             text.append(f"{indent}- {line.kind}: {_flow(entry)}" if entry else f"{indent}- {line.kind}")
             previous = first + count - 1
         if outputs and list(outputs) != [len(lines) - 1]:  # anything but the last line (named or not)
@@ -155,11 +176,11 @@ class Renderer:
         names = {}
         for first, count, _ in units:
             last = first + count - 1
-            if count > 1:
-                names[last] = runs[first]
+            if count > 1:  # `from:` names the last copy: `layers` (of layers.N) or `block3`
+                names[last] = runs[first][1]
             elif lines[first].id:
                 names[last] = lines[first].id
-        used = set(names.values())
+        used = set(names.values()) | {c for _, _, copies in runs.values() for c in copies}
         used |= {".".join(n.split(".")[:k]) for n in list(used) for k in range(1, n.count(".") + 1)}
         for last in sorted(needed):
             if last in names:
