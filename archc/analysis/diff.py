@@ -21,6 +21,22 @@ In one sentence: ids that agree in name and content, in order, fix the alignment
 is matched only between them; an id still on both sides is a changed layer. Unpaired nodes
 of A are removed, of B added. The totals and a summary per top-level block (the first part
 of a node's id: ``layer3``, ``features``) follow.
+
+**Wiring.** The signature leaves out a node's inputs (pairing by content must survive
+renamed sources), so once nodes are paired their inputs are compared *through the
+pairing*: A's input names become their B partners' names. An added or removed node is
+looked through: an unpaired node stands for the one paired node (or the network input)
+that all its inputs lead back to through other unpaired nodes, so a batch norm inserted
+before a ReLU leaves the ReLU's input what it was, and so do 17 bottlenecks inserted before
+a stage (their residual adds all lead back to the block before them). An unpaired node whose
+inputs lead back to several places (a new skip connection) stands for itself, and a paired
+node that reads it has changed. Order counts, except for ``add`` and ``multiply``, which
+commute. A pair whose inputs differ is **changed**, with the field ``inputs`` — also when
+its ids differ and its signature agrees: it would otherwise be *renamed*, which says "the
+same layer under another id", and a layer fed from elsewhere is not that (the table's
+``changed a -> b`` still shows the new id). The networks' outputs are compared the same
+way; when they differ, ``Diff.outputs`` holds both lists and the networks are not
+identical.
 """
 
 from __future__ import annotations
@@ -29,9 +45,10 @@ import bisect
 import difflib
 from dataclasses import dataclass, field
 
-from archc.ir.graph import Graph, Node
+from archc.ir.graph import INPUT, Graph, Node
 
-FIELDS = ("op", "attrs", "shape", "params", "macs")
+FIELDS = ("op", "attrs", "shape", "params", "macs")  # the signature's; "inputs" is compared apart
+COMMUTATIVE = {"add", "multiply"}  # ops whose inputs may be written in any order
 
 
 def _attrs(node: Node) -> dict:
@@ -55,24 +72,25 @@ def signature(node: Node) -> tuple:
 def values(node: Node) -> dict:
     shape = node.meta.get("shape")
     return {"op": node.op, "attrs": _attrs(node), "shape": list(shape) if shape is not None else None,
-            "params": node.meta.get("params"), "macs": node.meta.get("macs")}
+            "params": node.meta.get("params"), "macs": node.meta.get("macs"), "inputs": list(node.inputs)}
 
 
 @dataclass
 class Change:
     a: Node
     b: Node
-    fields: list  # which of FIELDS differ
+    fields: list  # which of FIELDS differ, then "inputs" when the wiring does
 
 
 @dataclass
 class Diff:
     a: Graph
     b: Graph
-    same: list = field(default_factory=list)  # (a, b) pairs, equal (ids may differ)
+    same: list = field(default_factory=list)  # (a, b) pairs, equal and fed alike (ids may differ)
     changed: list = field(default_factory=list)  # Change
     removed: list = field(default_factory=list)  # nodes of A only
     added: list = field(default_factory=list)  # nodes of B only
+    outputs: tuple | None = None  # (A's outputs, B's), by their own ids, when they differ
     checkpoint: dict | None = None  # archc.report.diff.checkpoint_fit's answer, when asked
 
     @property
@@ -81,7 +99,7 @@ class Diff:
 
     @property
     def identical(self) -> bool:
-        return not (self.changed or self.removed or self.added or self.renamed)
+        return not (self.changed or self.removed or self.added or self.renamed or self.outputs)
 
 
 def _increasing(js: list[int]) -> list[int]:
@@ -147,25 +165,57 @@ def _pair(a: list[Node], b: list[Node], sa: list, sb: list) -> list[int]:
     return match
 
 
+def _stand_ins(unpaired: list[Node], renamed: dict, side: str) -> dict:
+    """The names of one side that stand for another B name than their own: ``renamed``
+    (A's paired nodes whose partner has another id: that id), then each unpaired node, in
+    topological order: what all its inputs stand for when that is one B name (or the
+    input), else itself as ``(side, name)``, which equals nothing on the other side. Any
+    name not in the answer stands for itself (a node paired with its own id, the input)."""
+    to = dict(renamed)
+    for n in unpaired:
+        ends = {to.get(x, x) for x in n.inputs}
+        one = next(iter(ends)) if len(ends) == 1 else None
+        to[n.name] = one if isinstance(one, str) else (side, n.name)
+    return to
+
+
+def _fed_alike(na: Node, nb: Node, a_to: dict, b_to: dict) -> bool:
+    """Whether paired ``na`` and ``nb`` read the same nodes, A's named in B's terms."""
+    ia, ib = [a_to.get(x, x) for x in na.inputs], [b_to.get(y, y) for y in nb.inputs]
+    return ia == ib or (na.op in COMMUTATIVE and sorted(ia, key=repr) == sorted(ib, key=repr))
+
+
 def diff(a: Graph, b: Graph) -> Diff:
     """Pair the nodes of ``a`` and ``b`` (see the module doc) and classify them."""
     d = Diff(a, b)
     sa = [signature(n) for n in a.nodes]  # each node's once (10k-node specs)
     sb = [signature(m) for m in b.nodes]
     match = _pair(a.nodes, b.nodes, sa, sb)
-    for i, n in enumerate(a.nodes):
-        if match[i] < 0:
-            d.removed.append(n)
+    renamed = {}
+    for i, j in enumerate(match):
+        if j < 0:
+            d.removed.append(a.nodes[i])
+        elif a.nodes[i].name != b.nodes[j].name:
+            renamed[a.nodes[i].name] = b.nodes[j].name
+    paired = set(match)
+    d.added = [m for j, m in enumerate(b.nodes) if j not in paired]
+    a_to = _stand_ins(d.removed, renamed, "removed")  # A's names in B's terms, where not their own
+    b_to = _stand_ins(d.added, {}, "added")
+    moved = a_to.keys() | b_to.keys()
+    for i, j in enumerate(match):
+        if j < 0:
             continue
-        m = b.nodes[match[i]]
-        if sa[i] == sb[match[i]]:  # op, attributes, shape and counts agree
+        n, m = a.nodes[i], b.nodes[j]
+        if sa[i] == sb[j]:  # op, attributes, shape and counts agree
             fields = []
         else:
             va, vb = values(n), values(m)
             fields = [f for f in FIELDS if va[f] != vb[f]]
+        if not (n.inputs == m.inputs and moved.isdisjoint(n.inputs)) and not _fed_alike(n, m, a_to, b_to):
+            fields.append("inputs")  # (the first test spares most pairs any lookup)
         (d.changed.append(Change(n, m, fields)) if fields else d.same.append((n, m)))
-    paired = set(match)
-    d.added = [m for j, m in enumerate(b.nodes) if j not in paired]
+    if [a_to.get(x, x) for x in a.outputs] != [b_to.get(y, y) for y in b.outputs]:
+        d.outputs = (list(a.outputs), list(b.outputs))
     return d
 
 

@@ -103,9 +103,19 @@ def _change_text(c) -> str:
             parts.append(f"shape {N.shape(va['shape'])} -> {N.shape(vb['shape'])}")
         elif f in ("params", "macs"):
             parts.append(f"{f} {N.count(va[f])} -> {N.count(vb[f])}")
+        elif f == "inputs":  # each side's own ids: the pairing is in the other lines
+            parts.append(f"inputs {_names(va['inputs'])} -> {_names(vb['inputs'])}")
         else:
             parts.append(f"op {va['op']} -> {vb['op']}")
     return "; ".join(parts)
+
+
+def _names(ids) -> str:
+    return "[" + ", ".join(ids) + "]"
+
+
+def _outputs_line(d: Diff) -> str | None:
+    return f"outputs: {_names(d.outputs[0])} -> {_names(d.outputs[1])}" if d.outputs else None
 
 
 def rows(d: Diff) -> list[tuple[str, str, str, str]]:
@@ -158,8 +168,9 @@ def render_table(d: Diff) -> str:
     if d.identical:
         lines.append("no difference in structure or counts")
     else:
-        width = max(len(x[1]) for x in r)
+        width = max((len(x[1]) for x in r), default=0)
         lines += [f"  {s:<8} {i:<{width}}  {w}" + (f"  {t}" if t else "") for s, i, w, t in r]
+        lines += [x for x in [_outputs_line(d)] if x]
     lines.append(f"  {'':<8} {'A':>15} {'B':>15} {'delta':>15}")
     for name, x, y in totals(d):
         delta = _signed(y - x) if x is not None and y is not None else N.UNKNOWN
@@ -176,9 +187,13 @@ def render_markdown(d: Diff) -> str:
     if d.identical:
         lines += ["No difference in structure or counts.", ""]
     else:
-        lines += ["| change | id | what | detail |", "|---|---|---|---|"]
-        lines += [f"| {s} | `{i}` | {w} | {t} |" for s, i, w, t in rows(d)]
-        lines.append("")
+        r = rows(d)
+        if r:
+            lines += ["| change | id | what | detail |", "|---|---|---|---|"]
+            lines += [f"| {s} | `{i}` | {w} | {t} |" for s, i, w, t in r]
+            lines.append("")
+        if d.outputs:
+            lines += [_outputs_line(d), ""]
     lines += ["| | A | B | delta |", "|---|---:|---:|---:|"]
     for name, x, y in totals(d):
         delta = _signed(y - x) if x is not None and y is not None else N.UNKNOWN
@@ -207,7 +222,8 @@ def to_json(d: Diff) -> dict:
                "b_values": values(y)} for x, y in d.renamed]
     nodes += [{"status": "added", "a": None, "b": m.name, "fields": [], "a_values": None, "b_values": values(m)}
               for m in d.added]
-    return {"format": FORMAT, "a": _side(d.a), "b": _side(d.b), "identical": d.identical,
+    outputs = {"a": list(d.a.outputs), "b": list(d.b.outputs), "changed": d.outputs is not None}
+    return {"format": FORMAT, "a": _side(d.a), "b": _side(d.b), "identical": d.identical, "outputs": outputs,
             "totals": [{"name": n, "a": x, "b": y, "delta": None if x is None or y is None else y - x}
                        for n, x, y in totals(d)],
             "blocks": blocks(d), "nodes": nodes, "checkpoint": d.checkpoint}

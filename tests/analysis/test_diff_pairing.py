@@ -26,12 +26,14 @@ def outcome(a_text: str, b_text: str) -> dict:
 def chain(steps: int) -> str:
     """A residual chain of conv, batch norm, relu, add steps with every layer written
     out (the shape of bench/bench_validate.py's flat spec, written here independently)."""
-    lines = []
-    for i in range(steps):
-        skip = "input" if i == 0 else f"add{i - 1}"
-        lines += [f"  - conv2d: {{out: 4, kernel: 3, padding: 1, id: conv{i}}}", f"  - batchnorm2d: {{id: bn{i}}}",
-                  f"  - relu: {{id: relu{i}}}", f"  - add: {{id: add{i}, from: [relu{i}, {skip}]}}"]
-    return HEAD + "\n".join(lines) + "\n"
+    return HEAD + "".join(step(i, "input" if i == 0 else f"add{i - 1}") for i in range(steps))
+
+
+def step(i: int, skip: str, prefix: str = "") -> str:
+    """One residual step of chain(), its ids prefixed; it reads the layer before it."""
+    return "".join(f"  - {line}\n" for line in (
+        f"conv2d: {{out: 4, kernel: 3, padding: 1, id: {prefix}conv{i}}}", f"batchnorm2d: {{id: {prefix}bn{i}}}",
+        f"relu: {{id: {prefix}relu{i}}}", f"add: {{id: {prefix}add{i}, from: [{prefix}relu{i}, {skip}]}}"))
 
 
 def test_first_conv_changed_and_a_conv_inserted_in_the_middle():
@@ -80,7 +82,8 @@ def test_ids_shifted_by_inserted_batch_norms_are_renamed():
 
 def test_reordered_layers_pair_by_id():
     """Two branches written in the other order are the same network; a layer moved to the
-    other end of a chain pairs with itself and leaves the rest's alignment alone."""
+    other end of a chain pairs with itself and leaves the rest's alignment alone: it and the
+    layer after its new place are changed in their inputs only, and the output moves."""
     a = HEAD + ("  - conv2d: {out: 4, kernel: 1, id: left, from: input}\n"
                 "  - conv2d: {out: 4, kernel: 3, padding: 1, id: right, from: input}\n"
                 "  - concat: {id: cat, from: [left, right]}\n")
@@ -93,8 +96,70 @@ def test_reordered_layers_pair_by_id():
                          "  - dropout: {p: 0.1, id: drop, from: add0}\n"
                          "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv1, from: drop}\n")
     d = diff(archc.loads(a), archc.loads(b))
-    assert not (d.changed or d.renamed or d.added or d.removed)
-    assert [(x.name, y.name) for x, y in d.same if x.name == "drop"] == [("drop", "drop")]
+    assert not (d.renamed or d.added or d.removed)
+    # A: add0 -> conv1, add2 -> drop (the output); B: add0 -> drop -> conv1, add2 the output
+    assert [(c.a.name, c.b.name, c.fields, c.a.inputs, c.b.inputs) for c in d.changed] == [
+        ("conv1", "conv1", ["inputs"], ["add0"], ["drop"]), ("drop", "drop", ["inputs"], ["add2"], ["add0"])]
+    assert d.outputs == (["drop"], ["add2"])
+
+
+def wired(a_from: str, b_from: str, outputs: str = "") -> dict:
+    """Three linears, an add reading two of them (``a_from`` in A, ``b_from`` in B)."""
+    text = HEAD.replace("[4, 8, 8]", "[4]") + ("  - linear: {out: 4, id: a}\n  - linear: {out: 4, id: b}\n"
+                                               "  - linear: {out: 4, id: c}\n  - add: {id: s, from: FROM}\n")
+    d = diff(archc.loads(text.replace("FROM", a_from)), archc.loads(text.replace("FROM", b_from) + outputs))
+    return {"changed": [(c.a.name, c.b.name, c.fields) for c in d.changed], "outputs": d.outputs,
+            "identical": d.identical, "same": len(d.same)}
+
+
+def test_wiring_alone_is_a_change():
+    """Before, the pairing compared what each node is, not what it reads: a residual add
+    moved from one source to another, with every layer and count the same, read
+    "no difference"."""
+    assert wired("[a, c]", "[b, c]") == {"changed": [("s", "s", ["inputs"])], "outputs": None,
+                                         "identical": False, "same": 3}
+    # add and multiply commute: the same sources in another order are the same network
+    assert wired("[a, c]", "[c, a]")["identical"]
+    # a concat's order is its output's channel order
+    conc = HEAD.replace("[4, 8, 8]", "[4]") + ("  - linear: {out: 4, id: a}\n  - linear: {out: 4, id: b}\n"
+                                               "  - concat: {id: j, from: FROM}\n")
+    d = diff(archc.loads(conc.replace("FROM", "[a, b]")), archc.loads(conc.replace("FROM", "[b, a]")))
+    assert [(c.a.name, c.fields) for c in d.changed] == [("j", ["inputs"])]
+
+
+def test_outputs_alone_are_a_change():
+    a = HEAD.replace("[4, 8, 8]", "[4]") + "  - linear: {out: 4, id: a}\n  - linear: {out: 4, id: b}\n"
+    d = diff(archc.loads(a + "outputs: [a, b]\n"), archc.loads(a + "outputs: [b]\n"))
+    assert (d.outputs, d.identical, d.changed) == ((["a", "b"], ["b"]), False, [])
+    d = diff(archc.loads(a + "outputs: [a, b]\n"), archc.loads(a + "outputs: [b, a]\n"))
+    assert d.outputs == (["a", "b"], ["b", "a"])  # the order of outputs is what the forward returns
+    # the default output (the last node) against the same named
+    assert diff(archc.loads(a), archc.loads(a + "outputs: [b]\n")).identical
+    # a head layer removed: A's output stands for the layer it read, the same as B's output
+    d = diff(archc.loads(a + "  - softmax: {id: p}\n"), archc.loads(a))
+    assert ([n.name for n in d.removed], d.outputs, d.changed) == (["p"], None, [])
+
+
+def test_inserted_nodes_are_looked_through():
+    """A batch norm inserted before a ReLU does not make the ReLU changed: the added node
+    stands for the conv it reads. The same for whole inserted residual steps (their adds read
+    two added nodes, both leading back to the step before) and for removed nodes; a new
+    node that merges two sources, though, changes what the next layer reads."""
+    a = chain(4)
+    b = a.replace("  - relu: {id: relu2}\n", "  - batchnorm2d: {id: extra}\n  - relu: {id: relu2}\n")
+    assert outcome(a, b) == {"changed": [], "renamed": [], "added": ["extra"], "removed": []}
+    assert outcome(b, a) == {"changed": [], "renamed": [], "added": [], "removed": ["extra"]}
+    # two residual steps more before step 2, which reads them (its conv the layer before it)
+    b = a.replace("  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n",
+                  step(0, "add1", "x") + step(1, "xadd0", "x") + "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n")
+    b = b.replace("from: [relu2, add1]", "from: [relu2, xadd1]")
+    got = outcome(a, b)
+    assert (got["changed"], got["renamed"], got["removed"], len(got["added"])) == ([], [], [], 8)
+    # a new add of two old sources before conv2: conv2 reads another value now
+    b = a.replace("  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n",
+                  "  - add: {id: mix, from: [add0, add1]}\n  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n")
+    assert outcome(a, b) == {"changed": [("conv2", "conv2", ["inputs"])], "renamed": [], "added": ["mix"],
+                             "removed": []}
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
