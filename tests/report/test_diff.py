@@ -113,3 +113,65 @@ def test_diff_does_not_import_torch(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "checkpoint: A's state_dict does not load into B as is" in out
     assert out.splitlines()[-1] == "modules: []"
+
+
+WIRED = """archc: 1
+name: wired
+input: [4]
+layers:
+  - linear: {out: 4, id: a}
+  - linear: {out: 4, id: b}
+  - linear: {out: 4, id: c}
+  - add: {id: s, from: [a, c]}
+"""
+TOTALS = ["                         A               B           delta",
+          "  params                60              60              ±0",  # 3 x (4 x 4 + 4)
+          "  buffers                0               0              ±0",
+          "  MACs                  48              48              ±0",  # 3 x 16
+          "  nodes                  4               4              ±0"]
+
+
+def test_wiring_alone_is_a_difference(tmp_path):
+    """Every layer and count the same, the residual add reads b instead of a: was "no
+    difference in structure or counts" and --exit-code 0."""
+    (tmp_path / "a.yaml").write_text(WIRED)
+    (tmp_path / "b.yaml").write_text(WIRED.replace("from: [a, c]", "from: [b, c]"))
+    args = (str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    result = run(*args)
+    assert result.stdout.splitlines()[2:] == [
+        "  changed  s  add  inputs [a, c] -> [b, c]", *TOTALS,
+        "block s: 0 added, 0 removed, 1 changed, ±0 params, ±0 MACs",
+        "checkpoint: A's state_dict loads into B as is (every key and shape agrees)"]
+    assert run(*args, "--exit-code").exit_code == 1
+    (node,) = json.loads(run(*args, "--format", "json").stdout)["nodes"]
+    assert (node["status"], node["fields"], node["a_values"]["inputs"], node["b_values"]["inputs"]) == (
+        "changed", ["inputs"], ["a", "c"], ["b", "c"])
+
+
+def test_a_renamed_layer_fed_from_elsewhere_is_changed(tmp_path):
+    """The same relu under another id reading another layer: not "renamed" (the same layer
+    under another id) but changed, with both ids."""
+    head = "archc: 1\nname: r\ninput: [4]\nlayers:\n  - linear: {out: 4, id: a}\n  - linear: {out: 4, id: b}\n"
+    (tmp_path / "a.yaml").write_text(head + "  - relu: {from: a}\n")
+    (tmp_path / "b.yaml").write_text(head + "  - relu: {id: act, from: b}\n")
+    result = run(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert result.stdout.splitlines()[2] == "  changed  relu_1 -> act  relu  inputs [a] -> [b]"
+
+
+def test_outputs_alone_are_a_difference(tmp_path):
+    (tmp_path / "a.yaml").write_text(WIRED + "outputs: [a, s]\n")
+    (tmp_path / "b.yaml").write_text(WIRED + "outputs: [s]\n")
+    args = (str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    result = run(*args, "--exit-code")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[2:8] == ["outputs: [a, s] -> [s]", *TOTALS]
+    markdown = run(*args, "--format", "markdown").stdout.splitlines()
+    assert markdown[2:5] == ["outputs: [a, s] -> [s]", "", "| | A | B | delta |"]
+    doc = json.loads(run(*args, "--format", "json").stdout)
+    assert (doc["identical"], doc["nodes"], doc["outputs"]) == (False, [], {"a": ["a", "s"], "b": ["s"],
+                                                                             "changed": True})
+    # the same outputs, named or by default (the last layer): no difference
+    (tmp_path / "b.yaml").write_text(WIRED)
+    (tmp_path / "c.yaml").write_text(WIRED + "outputs: [s]\n")
+    result = run(str(tmp_path / "b.yaml"), str(tmp_path / "c.yaml"), "--exit-code")
+    assert result.exit_code == 0 and result.stdout.splitlines()[2] == "no difference in structure or counts"

@@ -45,7 +45,11 @@ def check_consistency(doc: dict) -> None:
     # without changed or renamed nodes, the blocks' deltas are the whole difference
     if not {"changed", "renamed"} & set(statuses):
         assert sum(b["params"] for b in doc["blocks"]) == totals["params"]["delta"]
-    assert doc["identical"] == (doc["nodes"] == [])
+    assert doc["identical"] == (doc["nodes"] == [] and not doc["outputs"]["changed"])
+    for n in doc["nodes"]:  # which of the five a field names, from the values
+        five = [f for f in ("op", "attrs", "shape", "params", "macs")
+                if n["status"] == "changed" and n["a_values"][f] != n["b_values"][f]]
+        assert [f for f in n["fields"] if f != "inputs"] == five
     c = doc["checkpoint"]
     assert c["loads"] == (not (c["missing"] or c["unexpected"] or c["other_shape"]))
 
@@ -57,7 +61,10 @@ def test_the_schema_is_valid_and_can_fail():
                    lambda d: d["nodes"][0].update(fields=[]),  # a change that changes nothing
                    lambda d: d["totals"].pop(),
                    lambda d: d["a"].pop("macs"),
-                   lambda d: d["checkpoint"].update(extra=1)):
+                   lambda d: d["checkpoint"].update(extra=1),
+                   lambda d: d["nodes"][0].update(fields=["wires"]),
+                   lambda d: d["outputs"].pop("changed"),
+                   lambda d: d["nodes"][0]["a_values"].update(inputs="layer4")):
         bad = copy.deepcopy(doc)
         mutate(bad)
         assert list(VALIDATOR.iter_errors(bad)), mutate
@@ -120,3 +127,22 @@ def test_an_onnx_side_takes_no_variables(tmp_path, flag):
     result = CliRunner().invoke(main, ["diff", str(SPECS / "mnist_mlp.yaml"), str(tmp_path / "m.onnx"), flag, "hidden=8"])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"{tmp_path / 'm.onnx'}: error: --set given for an ONNX model")
+
+
+def test_wiring_and_outputs(tmp_path):
+    """Fields added within version 1: ``inputs`` among a changed node's fields, the values'
+    ``inputs``, and ``outputs``. A document without them (archc before they were added)
+    still validates: they are optional, as docs/json.md's versioning asks."""
+    head = "archc: 1\nname: w\ninput: [4]\nlayers:\n  - linear: {out: 4, id: a}\n  - linear: {out: 4, id: b}\n"
+    (tmp_path / "a.yaml").write_text(head + "  - add: {id: s, from: [a, b]}\noutputs: [a, s]\n")
+    (tmp_path / "b.yaml").write_text(head + "  - add: {id: s, from: [b, b]}\n")
+    doc = diff_json(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert doc["outputs"] == {"a": ["a", "s"], "b": ["s"], "changed": True}
+    assert [(n["status"], n["a"], n["fields"]) for n in doc["nodes"]] == [("changed", "s", ["inputs"])]
+    old = copy.deepcopy(doc)
+    del old["outputs"]
+    for n in old["nodes"]:
+        n["fields"] = [f for f in n["fields"] if f != "inputs"] or ["op"]
+        for side in ("a_values", "b_values"):
+            n[side].pop("inputs")
+    assert [e.message for e in VALIDATOR.iter_errors(old)] == []
