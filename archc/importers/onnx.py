@@ -16,6 +16,7 @@ from pathlib import Path
 
 from archc.errors import Pos, SpecError, SpecErrors
 from archc.importers import onnx_ops, onnx_ops_tensor  # noqa: F401  (registers the op table)
+from archc.importers.check import check_weights
 from archc.importers.onnx_attention import recognise as recognise_attention
 from archc.importers.onnx_tokens import recognise as recognise_class_tokens
 from archc.importers.onnx_fold import fold
@@ -28,6 +29,7 @@ from archc.importers.onnx_table import MAPPERS, Context, Unsupported
 from archc.importers.onnx_tie import tie_weights
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+BUG = "this is a bug in archc's importer; please report it with the model"  # the fix of an inconsistency
 
 
 def weights_path(output, weights_out=None) -> Path:
@@ -159,7 +161,9 @@ def _assemble(g, layers, ctx, input_ids, weights_name, onnx_nodes) -> ImportResu
               f"Weights: {weights_name or 'not written'} — archc.load_weights(archc.build(SPEC), WEIGHTS)."]
     text = spec_text(stem, header, g.input_shape[1:], input_ids, layers, ids, producer, g.input, outputs)
     graph = _validated(g, text, layers, ids)
-    return ImportResult(text, state_dict(layers, ids), graph, onnx_nodes)
+    weights = state_dict(layers, ids)
+    check_weights(graph, weights, Pos(g.file), BUG)  # what is written pairs with the spec, or nothing is
+    return ImportResult(text, weights, graph, onnx_nodes)
 
 
 def _validated(g: OnnxGraph, text: str, layers, ids):
@@ -169,8 +173,7 @@ def _validated(g: OnnxGraph, text: str, layers, ids):
     try:
         graph = archc.load(text=text)
     except SpecErrors as exc:
-        raise SpecErrors([SpecError(f"the imported spec does not validate: {e.message}", Pos(g.file), e.path,
-                                    "this is a bug in archc's importer; please report it with the model")
+        raise SpecErrors([SpecError(f"the imported spec does not validate: {e.message}", Pos(g.file), e.path, BUG)
                           for e in exc.errors]) from None
     errors = []
     for layer, id_ in zip(layers, ids):
@@ -179,8 +182,7 @@ def _validated(g: OnnxGraph, text: str, layers, ids):
         if onnx_shape is not None and ours is not None and (len(onnx_shape) != len(ours) + 1 or any(
                 d is not None and d != o for d, o in zip(onnx_shape[1:], ours))):
             errors.append(SpecError(f"layer {id_} ({layer.op}) gives {list(ours)} where ONNX gives "
-                                    f"{list(onnx_shape[1:])}", Pos(g.file), id_,
-                                    "this is a bug in archc's importer; please report it with the model"))
+                                    f"{list(onnx_shape[1:])}", Pos(g.file), id_, BUG))
     if errors:
         raise SpecErrors(errors)
     return graph

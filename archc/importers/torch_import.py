@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archc.errors import Pos, SpecError, SpecErrors
+from archc.importers.check import check_weights
+
+BUG = "this is a bug in archc's torch importer; please report it with the module"
 
 
 @dataclass
@@ -89,6 +92,7 @@ def torch_to_spec(module, example_input, name: str | None = None, source: str | 
     bare = {it.path for it in layers}  # a tensor read directly is its layer's path (class_token)
     unused = [k for k in module.state_dict() if k not in weights and k not in bare]
     graph = _validated(text, weights, where, torch)
+    check_weights(graph, _spec_names(weights, renamed), where, BUG)  # the file written pairs with the spec
     return TorchImport(text, weights, graph, len(gm.graph.nodes), unused)
 
 
@@ -126,9 +130,9 @@ def _grouped(errors, where: Pos) -> list[SpecError]:
     return out
 
 
-def _valid_root_ids(lines) -> list[str]:
+def _valid_root_ids(lines) -> list[tuple[str, str]]:
     """Top-level ids that are not archc ids (``0`` of an nn.Sequential) made valid; the
-    renamed ones are listed (their tensors pair by order, not by name)."""
+    renamed ones are listed, (old, new) (their tensors pair by order, not by name)."""
     from archc.importers.onnx_names import make_ids
     from archc.importers.torch_blocks import valid_id
 
@@ -141,7 +145,7 @@ def _valid_root_ids(lines) -> list[str]:
     for x, new in zip(bad, fresh):
         while new in taken:
             new += "_1"
-        renamed.append(f"{x.id.replace(chr(0), '')} -> {new}")
+        renamed.append((x.id.replace("\0", ""), new))
         x.id = x.hint = new
     return renamed
 
@@ -156,7 +160,8 @@ def _spec(name, cls_name, example, structure, renderer, lines, out_refs, calls, 
             "Tensor names are the module's state_dict keys: "
             "archc.load_weights(archc.build(SPEC), module.state_dict())."]
     if renamed:
-        head.append("Renamed (not archc ids; these pair by order): " + ", ".join(renamed))
+        head.append("Renamed (not archc ids; these pair by order): "
+                    + ", ".join(f"{old} -> {new}" for old, new in renamed))
     text = [f"# {h}" for h in head]
     text += ["archc: 1", f"name: {_flow(name)}", f"description: {_flow(f'{cls_name}, imported from PyTorch')}",
              f"input: {_flow({'shape': shape, 'dtype': 'int64'}) if ids else _flow(shape)}"]
@@ -173,21 +178,35 @@ def _spec(name, cls_name, example, structure, renderer, lines, out_refs, calls, 
     return "\n".join(text) + "\n"
 
 
+def _spec_names(weights: dict, renamed) -> dict:
+    """``weights`` under the spec's names: a renamed top-level id (``0`` -> ``n0``) renames
+    the keys it heads; the file written keeps the module's names."""
+    if not renamed:
+        return weights
+    out = {}
+    for key, value in weights.items():
+        for old, new in renamed:
+            if key.startswith(old + "."):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
 def _validated(text: str, weights: dict, where: Pos, torch):
     """The spec loaded by archc; its parameter and buffer counts must be the traced tensors'."""
     import archc
 
-    bug = "this is a bug in archc's torch importer; please report it with the module"
     try:
         graph = archc.load(text=text)
     except SpecErrors as exc:
-        raise SpecErrors([SpecError(f"the imported spec does not validate: {e.message}", where, e.path, bug)
+        raise SpecErrors([SpecError(f"the imported spec does not validate: {e.message}", where, e.path, BUG)
                           for e in exc.errors]) from None
     s = graph.summary
     theirs = sum(v.numel() for v in weights.values())
     if s.total_params + s.buffers != theirs:
         raise SpecErrors.one(f"the imported spec has {s.total_params + s.buffers:,} parameters and buffers "
-                             f"where the module has {theirs:,}", where, "", bug)
+                             f"where the module has {theirs:,}", where, "", BUG)
     return graph
 
 
