@@ -222,8 +222,8 @@ class Expander:
         `$index` anywhere else than a repeated layer's literal id is an error (recorded, and
         the id is still returned so that the layer fails)."""
         raw = body.get("id")
-        if type(raw) is not str or not INDEXED.search(raw):
-            return None
+        if type(raw) is not str or "$index" not in raw or not INDEXED.search(raw):
+            return None  # (the substring test first: this runs for every layer)
         pos, where = body.pos_of("id"), path + ".id"
         if is_expression(raw):
             self.error(f"id {raw!r} mixes `$index` with an expression", pos, where,
