@@ -150,8 +150,8 @@ def test_inserted_nodes_are_looked_through():
     assert outcome(a, b) == {"changed": [], "renamed": [], "added": ["extra"], "removed": []}
     assert outcome(b, a) == {"changed": [], "renamed": [], "added": [], "removed": ["extra"]}
     # two residual steps more before step 2, which reads them (its conv the layer before it)
-    b = a.replace("  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n",
-                  step(0, "add1", "x") + step(1, "xadd0", "x") + "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n")
+    conv2 = "  - conv2d: {out: 4, kernel: 3, padding: 1, id: conv2}\n"
+    b = a.replace(conv2, step(0, "add1", "x") + step(1, "xadd0", "x") + conv2)
     b = b.replace("from: [relu2, add1]", "from: [relu2, xadd1]")
     got = outcome(a, b)
     assert (got["changed"], got["renamed"], got["removed"], len(got["added"])) == ([], [], [], 8)
