@@ -192,12 +192,11 @@ def estimate_training_bytes(graph, cfg, device: str = "cpu", ranks: int = 1, par
 
 def _share(graph, cfg, device: str, ranks: int):
     """One process's parallel.share of ``graph`` under the train section ``cfg`` on ``device``."""
-    from archc.analysis.memory import OPTIMIZERS, Settings
+    from archc.analysis.memory import OPTIMIZERS, Settings, precision_of
     from archc.analysis.parallel import frozen_nodes, share
 
-    opt, cuda, amp = cfg.optimizer, str(device).startswith("cuda"), cfg.amp
-    precision = (("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") if cuda
-                 else ("bf16" if amp == "bf16" else "fp32"))
+    opt, cuda = cfg.optimizer, str(device).startswith("cuda")
+    precision = precision_of(cfg.amp, cuda)
     frozen = frozen_nodes(graph, cfg.freeze) if getattr(cfg, "freeze", None) else frozenset()
     settings = Settings(batch=cfg.batch_size, optimizer=opt.name if opt.name in OPTIMIZERS else "adam",
                         momentum=opt.momentum, weight_decay=opt.weight_decay or 0.0, nesterov=opt.nesterov,

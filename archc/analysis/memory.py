@@ -46,6 +46,14 @@ FP32, HALF, IDS_BYTES = 4, 2, 8
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
+def precision_of(amp, cuda: bool) -> str:
+    """The precision a run trains in for ``train.amp`` (archc/train/loop.py's AmpPolicy):
+    auto is bf16 on a GPU and off on the CPU, where only an explicit bf16 applies."""
+    if cuda:
+        return "bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32"
+    return "bf16" if amp == "bf16" else "fp32"
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a plan is for: the training step's batch, optimizer and precision."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from archc.analysis.memory import MARGIN, MemoryPlan, Settings, largest_batch, plan
+from archc.analysis.memory import MARGIN, MemoryPlan, Settings, largest_batch, plan, precision_of
 from archc.ir.graph import Graph
 from archc.printable import markdown_text, printable
 from archc.report import numbers as N
@@ -27,9 +27,7 @@ def settings_for(graph: Graph, batch=None, optimizer=None, precision=None, devic
     own = optimizer in (None, opt.get("name", "sgd"))  # momentum and decay belong to the spec's optimizer
     name = optimizer or opt.get("name", "sgd")
     if precision is None:  # train.amp: auto is bf16 on a GPU (AmpPolicy), off on the CPU
-        amp = cfg.get("amp", "auto")
-        precision = ("bf16" if amp in ("auto", True, "bf16") else "fp16" if amp == "fp16" else "fp32") \
-            if device == "cuda" else ("bf16" if amp == "bf16" else "fp32")
+        precision = precision_of(cfg.get("amp", "auto"), device == "cuda")
     patterns = freeze if freeze is not None else cfg.get("freeze")
     frozen = frozenset()
     if patterns:
